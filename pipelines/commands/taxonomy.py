@@ -1,0 +1,7 @@
+"""`dsvl-data` commands for the taxonomy part (owned by that part's issue)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this part's commands to the main app."""
