@@ -231,6 +231,8 @@ class Source(Operator):
         for it in items:
             if isinstance(it, InputUnit):
                 produced = self._guarded(it.input, "", lambda u=it.input: self._stamped(self.read(u)))
+                if not produced:  # an input with nothing in it is still accounted for in the ledger
+                    produced = [Rejection(it.input, self.name, "empty_input", "the input yielded no samples")]
                 out.extend(produced)
                 out.append(Done(it.input, len(produced)))
             else:
