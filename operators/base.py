@@ -57,6 +57,7 @@ _REGISTRY: dict[str, type["Operator"]] = {}
 OPERATOR_MODULES = (
     "operators.text",
     "operators.charts",
+    "operators.images",
     "operators.pdf",
     "operators.ocr",
     "operators.web",

@@ -96,7 +96,7 @@ def _write_streams(pool: Pool, selection: Selection, spec: AssemblySpec, root: P
              "SELECT key, json, images FROM (SELECT key, json, images, row_number() OVER "
              "(PARTITION BY key ORDER BY pool_file) rn FROM samples_raw WHERE key IN (SELECT key FROM order_t)) "
              "WHERE rn = 1) m USING (key) ORDER BY o.pos")
-        reader = pool.con.sql(q).fetch_record_batch(256)
+        reader = pool.con.sql(q).to_arrow_reader(256)
         for batch in reader:
             d = batch.to_pydict()
             for i, pos in enumerate(d["pos"]):

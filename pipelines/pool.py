@@ -158,9 +158,12 @@ class Pool(PoolReader):
             "any_value(json ORDER BY pool_file) AS json, any_value(pool_file ORDER BY pool_file) AS pool_file "
             "FROM samples_raw GROUP BY key"
         )
+        # two inputs that yield the same key: the first keeps it, the other is recorded, not lost
         self.con.execute(
             "CREATE OR REPLACE VIEW rejections AS SELECT DISTINCT input, key, operator, reason, detail "
-            "FROM ledger_raw WHERE kind = 'rejection' AND input IN (SELECT input FROM done)"
+            "FROM ledger_raw WHERE kind = 'rejection' AND input IN (SELECT input FROM done) "
+            "UNION SELECT DISTINCT r.input, r.key, 'pool', 'duplicate_key', 'duplicate_of=' || m.input "
+            "FROM samples_raw r JOIN sample_meta m USING (key) WHERE r.input <> m.input"
         )
 
     def done_inputs(self) -> set[str]:
@@ -194,8 +197,7 @@ class Pool(PoolReader):
         cols = "key, input, json" + (", images" if with_images else "")
         q = (f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY key ORDER BY pool_file) rn "
              f"FROM samples_raw) WHERE rn = 1 ORDER BY key")
-        reader = self.con.sql(q).to_arrow_reader(batch_size=256) if hasattr(
-            self.con.sql(q), "to_arrow_reader") else self.con.sql(q).fetch_record_batch(256)
+        reader = self.con.sql(q).to_arrow_reader(256)
         for batch in reader:
             d = batch.to_pydict()
             for i, key in enumerate(d["key"]):

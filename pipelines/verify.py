@@ -32,9 +32,9 @@ def verify(out: Path) -> list[str]:
             problems.append(f"ledger: entry for unknown input {inp}")
         for key, n in rows("SELECT key, count(*) FROM samples GROUP BY key HAVING count(*) > 1 LIMIT 20"):
             problems.append(f"catalog: sample {key} listed {n} times")
-        for (key,) in rows("SELECT key FROM ledger WHERE phase = 'build' AND status = 'accepted' AND key IN "
-                           "(SELECT key FROM ledger WHERE phase = 'build' AND status = 'rejected' AND key <> '') "
-                           "LIMIT 20"):
+        for (key,) in rows("SELECT a.key FROM ledger a JOIN ledger r ON a.key = r.key AND a.input = r.input "
+                           "WHERE a.phase = 'build' AND a.status = 'accepted' AND r.phase = 'build' "
+                           "AND r.status = 'rejected' LIMIT 20"):
             problems.append(f"ledger: sample {key} both accepted and rejected in the build")
         for (key,) in rows("SELECT key FROM samples WHERE NOT kept AND selected LIMIT 20"):
             problems.append(f"assembly: removed sample {key} was still selected into a stream")
