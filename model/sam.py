@@ -158,8 +158,13 @@ class SAMViTDet(nn.Module):
         # the released extra branch; alpha starts at 0 so a fresh model equals the paper's encoder
         self.hd_alpha_downsamples = nn.Parameter(torch.zeros(1))
         self.neck_hd = copy.deepcopy(self.neck)
-        self.register_buffer("pixel_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
+        self.init_buffers()
+
+    def init_buffers(self, device: torch.device | str | None = None) -> None:
+        self.register_buffer("pixel_mean", torch.tensor(self.cfg.mean, device=device).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(self.cfg.std, device=device).view(1, 3, 1, 1),
+                             persistent=False)
 
     def _resize_down(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 256, 64, 64) -> bilinear to (B, 256, 96, 96) in fp32 -> convs -> (B, 1024, 24, 24)."""

@@ -70,9 +70,14 @@ class SigLIPViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.n_tokens, cfg.width) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = nn.LayerNorm(cfg.width, eps=cfg.norm_eps)
+        self.init_buffers()
+
+    def init_buffers(self, device: torch.device | str | None = None) -> None:
         # non-persistent: constants of the preset, not weights (absent from public checkpoints too)
-        self.register_buffer("pixel_mean", torch.tensor(cfg.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(cfg.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_mean", torch.tensor(self.cfg.mean, device=device).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(self.cfg.std, device=device).view(1, 3, 1, 1),
+                             persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, grid*grid, width), e.g. (B, 576, 1024) for SigLIP-L at 384."""

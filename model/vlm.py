@@ -75,6 +75,12 @@ class MultiModalityCausalLM(nn.Module):
             counts[part] = sum(p.numel() for _, p in params) if on else 0
         return counts
 
+    def init_buffers(self, device: torch.device | str | None = None) -> None:
+        """Recreate the non-persistent constants (after building on the meta device)."""
+        for m in (self.vision, self.sam, self.llm):
+            if m is not None:
+                m.init_buffers(device)
+
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         for m in (self.vision, self.sam, self.llm):
             if m is not None:
