@@ -1,0 +1,52 @@
+"""Plotting code generation and rendering: a self-contained matplotlib script per chart.
+
+The operator renders a chart by executing the very script it emits (minus the file name in savefig),
+inside a clean rc context, so `python chart.py` redraws the same PNG bytes with the same matplotlib.
+"""
+
+from __future__ import annotations
+
+import io
+
+from operators.charts.style import ChartStyle
+
+OUTPUT_NAME = "chart.png"
+
+
+def script(body: list[str], style: ChartStyle) -> str:
+    """The full script: imports, style, rcParams, the kind's body, layout and savefig."""
+    rc = ",\n".join(f"    {k!r}: {v!r}" for k, v in style.rc().items())
+    head = ["import matplotlib", "", 'matplotlib.use("Agg")', "import matplotlib.pyplot as plt  # noqa: E402", "",
+            f"plt.style.use({style.sheet!r})", "plt.rcParams.update({\n" + rc + ",\n})", ""]
+    tail = ["fig.tight_layout()", save_line(style)]
+    return "\n".join(head + body + tail) + "\n"
+
+
+def save_line(style: ChartStyle) -> str:
+    return f'fig.savefig({OUTPUT_NAME!r}, dpi={style.dpi}, metadata={{"Software": None}})'
+
+
+def render(code: str, style: ChartStyle) -> bytes:
+    """Run the script in-process and return the PNG bytes it would write (figure closed after)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    body, last = code.rstrip("\n").rsplit("\n", 1)
+    if last != save_line(style):  # pragma: no cover - the script is ours; a mismatch is a bug
+        raise RuntimeError("generated script does not end with its savefig line")
+    ns: dict[str, object] = {"__name__": "__chart__"}
+    before = set(plt.get_fignums())
+    # A fresh default rc state per chart: style sheets must not leak from one chart into the next.
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        try:
+            exec(compile(body, "<chart>", "exec"), ns)  # noqa: S102 - our own generated code
+            fig = ns["fig"]
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=style.dpi, metadata={"Software": None})  # type: ignore[attr-defined]
+        finally:
+            for num in set(plt.get_fignums()) - before:  # close only what this chart opened
+                plt.close(num)
+    return buf.getvalue()
