@@ -1,0 +1,104 @@
+"""Sample JSON (shard contract) -> one training example, through the model's processor.
+
+SFT samples (`messages`) go through the chat template, so only assistant answers and their EOS are
+supervised; pretraining samples (`text`, `<image>` placeholders in order) get BOS + text + EOS with every
+text token supervised and the image tokens masked.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections import Counter
+
+import torch
+from PIL import Image
+
+from model.processor import IGNORE, PLACEHOLDER, VLChatProcessor
+
+log = logging.getLogger(__name__)
+
+
+class SampleEncoder:
+    """Callable used inside the loader (and its worker processes): sample dict -> example or None.
+
+    Unusable samples (broken image, placeholder/image mismatch, image tokens beyond seq_len when rows are
+    not packed) are skipped, logged and counted in `skipped` by reason.
+    """
+
+    def __init__(self, processor: VLChatProcessor, seq_len: int, packing: bool) -> None:
+        self.processor, self.seq_len, self.packing = processor, seq_len, packing
+        self.skipped: Counter[str] = Counter()
+
+    @property
+    def pad_id(self) -> int:
+        return self.processor.tokenizer.pad_id
+
+    def _skip(self, sample: dict, reason: str, detail: str = "") -> None:
+        self.skipped[reason] += 1
+        log.warning("skipping sample %s: %s %s", sample.get("key"), reason, detail)
+
+    def _images(self, sample: dict) -> list[Image.Image] | None:
+        out = []
+        for data in sample.get("image_bytes") or []:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    im = Image.open(io.BytesIO(data))
+                    im.load()
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
+                    Image.DecompressionBombError) as e:
+                self._skip(sample, "bad_image", repr(e)[:200])
+                return None
+            out.append(im)
+        return out
+
+    def _pretrain(self, text: str, images: list[Image.Image]) -> dict:
+        tok, n_img = self.processor.tokenizer, self.processor.image_tokens
+        ids, labels, pos = [tok.bos_id], [tok.bos_id], [False]
+        parts = PLACEHOLDER.split(text)
+        if len(parts) - 1 != len(images):
+            raise ValueError(f"{len(parts) - 1} image placeholders but {len(images)} images")
+        for k, part in enumerate(parts):
+            if k > 0:
+                ids += [tok.image_id] * n_img
+                labels += [IGNORE] * n_img
+                pos += [True] * n_img
+            t = tok.encode(part) if part else []
+            ids += t
+            labels += t
+            pos += [False] * len(t)
+        ids.append(tok.eos_id)
+        labels.append(tok.eos_id)
+        pos.append(False)
+        pixels = torch.stack([self.processor.preprocess_image(im) for im in images]) if images else None
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "images_seq_mask": torch.tensor(pos), "pixel_values": pixels}
+
+    def _sft(self, messages: list[dict], images: list[Image.Image]) -> dict:
+        b = self.processor([messages], [images], train=True)
+        n = int(b["attention_mask"][0].sum())
+        pixels = b["pixel_values"][0] if b["pixel_values"] is not None else None  # (n_img, 3, S, S)
+        return {"input_ids": b["input_ids"][0, :n], "labels": b["labels"][0, :n],
+                "images_seq_mask": b["images_seq_mask"][0, :n], "pixel_values": pixels}
+
+    def __call__(self, sample: dict) -> dict | None:
+        images = self._images(sample)
+        if images is None:
+            return None
+        try:
+            if sample.get("messages"):
+                ex = self._sft(sample["messages"], images)
+            else:
+                ex = self._pretrain(sample["text"], images)
+        except ValueError as e:  # placeholder/image mismatch, unknown role, empty conversation
+            self._skip(sample, "bad_sample", str(e)[:200])
+            return None
+        n = ex["input_ids"].numel()
+        if n > self.seq_len and not self.packing:
+            if bool(ex["images_seq_mask"][self.seq_len:].any()):
+                self._skip(sample, "too_long", f"{n} tokens with image tokens past {self.seq_len}")
+                return None
+            ex = {k: (v[: self.seq_len] if k != "pixel_values" else v) for k, v in ex.items()}
+        return ex

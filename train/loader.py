@@ -1,0 +1,178 @@
+"""WebDataset streams with exact resume, in open_clip's order: shard list -> seeded shuffle -> split by
+node -> split by worker -> read + parse -> shuffle buffer -> decode/encode -> batch (or pack, then batch).
+
+Each (rank, worker) "slot" produces a deterministic batch sequence per epoch, a pure function of
+(seed, epoch, slot). The loader state is, per slot, (epoch, batches taken in that epoch) plus the slot the
+next batch comes from; a resumed slot replays its current epoch up to that point and continues, so the
+next batch equals the uninterrupted run's. Epochs end with a flush, so no state crosses an epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from itertools import count
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from train.batching import SequencePacker, collate
+from train.shards import is_heldout, iter_tar, parse_sample, sample_key
+
+log = logging.getLogger(__name__)
+
+Encoder = Callable[[dict], "dict | None"]
+
+
+class StreamDataset(IterableDataset):
+    """One shard stream (e.g. stage2-text) as an endless (train) or one-pass (val) batch iterator."""
+
+    def __init__(self, shards: list[str], encode: Encoder, *, batch_size: int, seq_len: int, pad_id: int,
+                 image_tokens: int, packing: bool = False, shuffle_buffer: int = 64, seed: int = 0,
+                 rank: int = 0, world: int = 1, split: str = "train", heldout_percent: float = 0.0,
+                 start: dict | None = None) -> None:
+        if not shards:
+            raise ValueError("a stream needs at least one shard")
+        self.shards, self.encode = list(shards), encode
+        self.batch_size, self.seq_len, self.pad_id = batch_size, seq_len, pad_id
+        self.image_tokens, self.packing = image_tokens, packing
+        self.shuffle_buffer, self.seed, self.rank, self.world = shuffle_buffer, seed, rank, world
+        self.split, self.heldout_percent = split, heldout_percent
+        self.start = start or {"slots": {}, "next_worker": 0}
+
+    # -- the reading order ------------------------------------------------------------------
+    def _slot(self) -> tuple[int, int, int]:
+        """(logical worker, workers per rank, global slot); resume rotates which worker goes first."""
+        info = get_worker_info()
+        workers = info.num_workers if info else 1
+        wid = info.id if info else 0
+        logical = (wid + self.start.get("next_worker", 0)) % workers
+        return logical, workers, self.rank * workers + logical
+
+    def _raw(self, epoch: int, worker: int, workers: int) -> Iterator[dict]:
+        shards = list(self.shards)
+        random.Random(f"shards:{self.seed}:{epoch}").shuffle(shards)  # same order on every rank
+        slots, slot = self.world * workers, self.rank * workers + worker
+        if len(shards) >= slots:
+            mine = shards[self.rank::self.world][worker::workers]  # split by node, then by worker
+            stride = 1
+        else:
+            # fewer shards than readers (small corpora): every slot reads all, keeps every slots-th sample
+            mine, stride = shards, slots
+        i = 0
+        for path in mine:
+            for raw in iter_tar(path):
+                held = is_heldout(sample_key(raw), self.heldout_percent)
+                if held != (self.split == "val"):
+                    continue
+                if stride == 1 or i % stride == slot:
+                    yield raw
+                i += 1
+
+    def _shuffled(self, raws: Iterator[dict], epoch: int, slot: int) -> Iterator[dict]:
+        if self.split == "val" or self.shuffle_buffer <= 1:
+            yield from raws
+            return
+        rng = random.Random(f"buffer:{self.seed}:{epoch}:{slot}")
+        buf: list[dict] = []
+        for raw in raws:
+            buf.append(raw)
+            if len(buf) >= self.shuffle_buffer:
+                j = rng.randrange(len(buf))
+                buf[j], buf[-1] = buf[-1], buf[j]
+                yield buf.pop()
+        rng.shuffle(buf)
+        yield from buf
+
+    def _examples(self, epoch: int, worker: int, workers: int, slot: int) -> Iterator[dict]:
+        for raw in self._shuffled(self._raw(epoch, worker, workers), epoch, slot):
+            sample = parse_sample(raw)
+            example = self.encode(sample) if sample is not None else None
+            if example is not None:
+                yield example
+
+    def _batches(self, epoch: int, worker: int, workers: int, slot: int) -> Iterator[dict]:
+        rows: Iterator[dict] = self._examples(epoch, worker, workers, slot)
+        if self.packing:
+            rows = _packed(rows, self.seq_len)
+        group: list[dict] = []
+        for row in rows:
+            group.append(row)
+            if len(group) == self.batch_size:
+                yield collate(group, self.pad_id, self.image_tokens)
+                group = []
+        if group:  # the short last batch of an epoch keeps tiny corpora usable
+            yield collate(group, self.pad_id, self.image_tokens)
+
+    def __iter__(self) -> Iterator[dict]:
+        worker, workers, slot = self._slot()
+        epoch, skip = self.start["slots"].get(str(slot), (0, 0))
+        epochs = count(epoch) if self.split == "train" else [0]
+        for ep in epochs:
+            taken = 0
+            for batch in self._batches(ep, worker, workers, slot):
+                taken += 1
+                if taken <= skip:  # replaying up to the resumed position
+                    continue
+                batch["_slot"], batch["_epoch"], batch["_taken"] = slot, ep, taken
+                batch["_worker"] = worker
+                yield batch
+            if taken == 0 and self.split == "train":  # an endless loop that never yields would hang
+                raise RuntimeError(f"slot {slot} of {self.shards[0]}... has no {self.split} samples")
+            skip = 0
+
+
+def _packed(examples: Iterator[dict], seq_len: int) -> Iterator[dict]:
+    packer = SequencePacker(seq_len)
+    for e in examples:
+        yield from packer.add(e)
+    yield from packer.flush()
+    if packer.too_long:
+        log.warning("packing skipped %d image samples longer than seq_len %d", packer.too_long, seq_len)
+
+
+class StreamLoader:
+    """A StreamDataset behind a DataLoader, tracking the position of every batch handed out."""
+
+    def __init__(self, dataset: StreamDataset, workers: int = 0) -> None:
+        self.dataset, self.workers = dataset, workers
+        self.state: dict[str, Any] = {"slots": {}, "next_worker": 0}
+        self._it: Iterator[dict] | None = None
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = {"slots": dict(state["slots"]), "next_worker": state["next_worker"]}
+        self._it = None
+
+    def state_dict(self) -> dict:
+        return {"slots": dict(self.state["slots"]), "next_worker": self.state["next_worker"]}
+
+    def __next__(self) -> dict:
+        if self._it is None:
+            self.dataset.start = self.state_dict()
+            dl = DataLoader(self.dataset, batch_size=None, num_workers=self.workers,
+                            persistent_workers=False, prefetch_factor=2 if self.workers else None)
+            self._it = iter(dl)
+        batch = next(self._it)
+        slot, worker = batch.pop("_slot"), batch.pop("_worker")
+        self.state["slots"][str(slot)] = (batch.pop("_epoch"), batch.pop("_taken"))
+        # the DataLoader hands out batches round-robin over its workers
+        self.state["next_worker"] = (worker + 1) % max(self.workers, 1)
+        return batch
+
+    def __iter__(self) -> StreamLoader:
+        return self
+
+
+def tokens_in(batch: dict) -> int:
+    return int(batch["attention_mask"].sum())
+
+
+def supervised_in(batch: dict) -> int:
+    return int((batch["labels"][:, 1:] != -100).sum())
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+            for k, v in batch.items()}

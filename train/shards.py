@@ -1,0 +1,74 @@
+"""Reading the data engine's WebDataset shards: stream manifests, raw samples per tar, held-out split.
+
+This is the only tie to the data engine (the shard contract in DESIGN.md); nothing here imports operators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+log = logging.getLogger(__name__)
+
+
+def stream_shards(data_dir: str | Path, stream: str) -> list[str]:
+    """Shard paths of one stream in manifest order; [] when the stream was not built."""
+    root = Path(data_dir) / "shards" / stream
+    manifest = root / "manifest.json"
+    if manifest.exists():
+        entries = json.loads(manifest.read_text())["shards"]
+        paths = [root / e["name"] for e in entries if e.get("count", 1) > 0]
+    else:
+        paths = sorted(root.glob(f"{stream}-*.tar"))
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"stream {stream}: manifest lists missing shards {missing[:3]}")
+    return [str(p) for p in paths]
+
+
+def stream_count(data_dir: str | Path, stream: str) -> int:
+    manifest = Path(data_dir) / "shards" / stream / "manifest.json"
+    return int(json.loads(manifest.read_text())["count"]) if manifest.exists() else 0
+
+
+def iter_tar(path: str) -> Iterator[dict]:
+    """Raw samples of one shard: {"__key__", "json": bytes, "0.png": bytes, ...} in member order."""
+    with open(path, "rb") as f:
+        yield from group_by_keys(tar_file_expander([{"url": path, "stream": f}]))
+
+
+def parse_sample(raw: dict) -> dict | None:
+    """The sample JSON with its image bytes attached in image order, or None when it is unusable."""
+    try:
+        meta = json.loads(raw["json"])
+    except (KeyError, ValueError, UnicodeDecodeError):
+        log.warning("sample %s in %s: missing or broken JSON", raw.get("__key__"), raw.get("__url__"))
+        return None
+    names = meta.get("images") or []
+    missing = [n for n in names if n.lower() not in raw]
+    if missing or not (meta.get("text") or meta.get("messages")):
+        log.warning("sample %s: missing images %s or no text/messages", raw.get("__key__"), missing)
+        return None
+    meta["image_bytes"] = [raw[n.lower()] for n in names]
+    return meta
+
+
+def sample_key(raw: dict) -> str:
+    """The sample's own key: up-sampled copies (tar key `<key>_r1`) share it, so they share a split."""
+    try:
+        return str(json.loads(raw["json"])["key"])
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError):
+        return str(raw["__key__"])
+
+
+def is_heldout(key: str, percent: float) -> bool:
+    """Deterministic held-out split by key hash, the same for every rank, worker and run."""
+    if percent <= 0:
+        return False
+    h = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big")
+    return h % 10000 < percent * 100
