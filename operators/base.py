@@ -80,13 +80,23 @@ def register(name: str) -> Callable[[type["Operator"]], type["Operator"]]:
     return deco
 
 
+_IMPORT_ERRORS: dict[str, str] = {}
+
+
 def _load_all() -> None:
+    """Import every operator module once. A module that fails to import (say, an optional dependency
+    missing on a slim install) is remembered and named when one of its operators is asked for."""
     for mod in OPERATOR_MODULES:
+        if mod in _IMPORT_ERRORS:
+            continue
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
-            if e.name != mod:  # the module exists but one of its imports is missing: a real error
-                raise
+            if e.name != mod:
+                _IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
+        except Exception as e:
+            _IMPORT_ERRORS[mod] = f"{type(e).__name__}: {e}"
+            log.warning("operator module %s failed to import: %s", mod, e)
 
 
 def registry() -> dict[str, type["Operator"]]:
@@ -97,7 +107,8 @@ def registry() -> dict[str, type["Operator"]]:
 def get_operator(name: str) -> type["Operator"]:
     ops = registry()
     if name not in ops:
-        raise KeyError(f"unknown operator {name!r}; known operators: {', '.join(ops)}")
+        broken = "".join(f"; {m} failed to import ({err})" for m, err in _IMPORT_ERRORS.items())
+        raise KeyError(f"unknown operator {name!r}; known operators: {', '.join(ops)}{broken}")
     return ops[name]
 
 
