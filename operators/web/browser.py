@@ -11,10 +11,11 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from operators.web.net import FetchError, FetchResult, normalize_url
@@ -123,7 +124,7 @@ class BrowserSession:
         try:
             if self.browser is not None:
                 self.browser.close()
-        except Exception as e:  # a crashed browser may fail to close; the new one is what matters
+        except Exception as e:  # noqa: BLE001  a crashed browser may fail to close; the new one matters
             log.debug("closing crashed browser: %s", e)
         self.kill()
         self.start()
@@ -143,13 +144,15 @@ class BrowserSession:
 
     def kill_renderers(self) -> int:
         """Kill the renderer processes: the only way to stop a page stuck in an endless script."""
+        import psutil
+
         n = 0
         for p in _chromium_children(self.pid) if self.pid else []:
             try:
                 if "--type=renderer" in p.cmdline():
                     p.kill()
                     n += 1
-            except Exception:  # the process may be gone already
+            except psutil.Error:  # the process may be gone already
                 continue
         return n
 
@@ -175,7 +178,7 @@ class _Watchdog:
         self.fired = True
         self.session.kill_renderers()
 
-    def __enter__(self) -> "_Watchdog":
+    def __enter__(self) -> Self:
         self._timer = threading.Timer(self.seconds, self._fire)
         self._timer.daemon = True
         self._timer.start()
@@ -288,7 +291,7 @@ class PageRenderer:
     def _after_failure(self) -> None:
         try:
             self.session.restart()
-        except Exception as e:  # a failed restart is retried on the next page
+        except Exception as e:  # noqa: BLE001  a failed restart is retried on the next page
             log.error("Chromium restart failed: %s", e)
 
     def _guarded_eval(self, page: Any, events: Counter, script: str, arg: Any = None) -> Any:
@@ -325,7 +328,7 @@ class PageRenderer:
         shot = page.screenshot(**kw)
         data = self._guarded_eval(page, events, EXTRACT_JS, {"maxY": h})
         self._check_events(events)
-        tiles, sizes = split_tiles(shot, int(round(h * scale)), opt.image_format, opt.jpeg_quality)
+        tiles, sizes = split_tiles(shot, round(h * scale), opt.image_format, opt.jpeg_quality)
         return RenderedPage(url, tiles, sizes, "jpg" if opt.image_format == "jpeg" else "png", scale, (w, h),
                             (int(doc_w), int(doc_h)), cap_h, data, images, blocked, events)
 

@@ -10,9 +10,9 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
-from typing import Iterable
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -21,8 +21,16 @@ from pydantic import Field
 from operators.base import OperatorConfig, Resources, Source, register
 from operators.sample import Rejection, Sample
 from operators.web.common import StrList, page_key
-from operators.web.net import (TRANSIENT_STATUS, AddressGuard, Fetcher, FetchError, FetchResult, decode_html,
-                               host_of, normalize_url)
+from operators.web.net import (
+    TRANSIENT_STATUS,
+    AddressGuard,
+    Fetcher,
+    FetchError,
+    FetchResult,
+    decode_html,
+    host_of,
+    normalize_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +91,7 @@ class HostLimiter:
             self._sems.setdefault(host, threading.BoundedSemaphore(self.concurrency))
         self.delay_s = max(self.delay_s, delay_s)
 
-    def __call__(self, host: str) -> "_Slot":
+    def __call__(self, host: str) -> _Slot:
         return _Slot(self, host)
 
     def _acquire(self, host: str) -> None:
@@ -166,7 +174,7 @@ class WebCrawler(Source):
     def _in_scope(self, url: str, seed_hosts: set[str]) -> bool:
         host = host_of(url)
         allow = self.config.allow_domains or sorted(seed_hosts)
-        match = lambda d: host == d.lower() or host.endswith("." + d.lower())  # noqa: E731
+        match = lambda d: host == d.lower() or host.endswith("." + d.lower())
         return any(match(d) for d in allow) and not any(match(d) for d in self.config.deny_domains)
 
     def _robots_for(self, url: str) -> RobotFileParser | None:

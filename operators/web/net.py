@@ -125,11 +125,10 @@ class AddressGuard:
             ip = ip.ipv4_mapped
         if ip in METADATA_ADDRESSES and not self._host_allowlisted(host, None):
             raise FetchError("blocked_address", f"{host} -> {ip} (cloud metadata)")
-        if not ip.is_global or ip.is_multicast:
-            if not self._host_allowlisted(host, ip):
-                kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local
-                        else "private" if ip.is_private else "reserved")
-                raise FetchError("blocked_address", f"{host} -> {ip} ({kind})")
+        if (not ip.is_global or ip.is_multicast) and not self._host_allowlisted(host, ip):
+            kind = ("loopback" if ip.is_loopback else "link-local" if ip.is_link_local
+                    else "private" if ip.is_private else "reserved")
+            raise FetchError("blocked_address", f"{host} -> {ip} ({kind})")
 
     def host_allowed(self, url: str) -> bool:
         """True when the URL's host is named in the allowlist (render's sub-resource rule)."""
@@ -238,7 +237,7 @@ class Fetcher:
                     raise FetchError("page_too_large", f"more than {self.max_bytes} bytes: {url[:200]}")
                 chunks.append(chunk)
             return FetchResult(url, url, resp.status, headers, b"".join(chunks))
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise FetchError("fetch_timeout", url[:200], transient=True) from None
         except ssl.SSLError as e:
             raise FetchError("tls_error", f"{url[:200]}: {e}") from None
@@ -258,7 +257,7 @@ def decode_html(body: bytes, declared: str | None) -> str:
     import re
 
     if not declared:
-        m = re.search(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_\-:.]+)", body[:4096], re.I)
+        m = re.search(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_\-:.]+)", body[:4096], re.IGNORECASE)
         if m:
             declared = m.group(1).decode("ascii", "replace").lower()
     if declared:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import Field
 
@@ -14,7 +15,15 @@ from operators.base import Operator, OperatorConfig, Reject, Resources, Source, 
 from operators.sample import InputUnit, Item, Rejection, Sample
 from operators.web.browser import VIEWPORTS, PageRenderer, RenderedPage, RenderError, RenderOptions, Resolver
 from operators.web.common import StrList, page_key
-from operators.web.net import AddressGuard, Fetcher, FetchError, FetchResult, decode_html, host_of, normalize_url
+from operators.web.net import (
+    AddressGuard,
+    Fetcher,
+    FetchError,
+    FetchResult,
+    decode_html,
+    host_of,
+    normalize_url,
+)
 from operators.web.samples import SampleOptions, build_samples
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from operators.web.browser import RenderedPage
 from operators.web.common import page_key
 
 GENERIC_ALT = {"image", "photo", "picture", "img", "logo", "icon", "banner", "spacer", "thumbnail", "graphic"}
-FILENAME_ALT = re.compile(r"(\.(jpe?g|png|gif|webp|svg|bmp)$)|^(img|dsc|image|photo)[_\- ]?\d+", re.I)
+FILENAME_ALT = re.compile(r"(\.(jpe?g|png|gif|webp|svg|bmp)$)|^(img|dsc|image|photo)[_\- ]?\d+", re.IGNORECASE)
 SOURCE = "web"
 
 
@@ -58,7 +58,7 @@ def check_image(data: bytes, min_side: int, max_pixels: int) -> tuple[bytes, str
             return buf.getvalue(), "png"
     except Image.DecompressionBombError:
         return None, "image_too_large"
-    except Exception as e:  # Pillow raises many types for broken files; all mean "not an image"
+    except Exception as e:  # noqa: BLE001  Pillow raises many types for broken files: "not an image"
         return None, f"bad_image:{type(e).__name__}"
 
 
@@ -83,8 +83,8 @@ def alt_verdict(alt: str, present: bool, opt: SampleOptions) -> str | None:
 
 
 def _box(b: dict[str, Any], scale: float) -> list[int]:
-    return [int(round(b["x"] * scale)), int(round(b["y"] * scale)),
-            int(round((b["x"] + b["w"]) * scale)), int(round((b["y"] + b["h"]) * scale))]
+    return [round(b["x"] * scale), round(b["y"] * scale),
+            round((b["x"] + b["w"]) * scale), round((b["y"] + b["h"]) * scale)]
 
 
 def _norm_box(box: list[int], w: int, h: int) -> str:
@@ -194,7 +194,7 @@ def _images_and_captions(page: RenderedPage, d: dict[str, Any], opt: SampleOptio
             parts.append(blk["text"])
             continue
         img_no += 1
-        ctype, data = page.images.get(blk["src"], ("", b""))
+        _ctype, data = page.images.get(blk["src"], ("", b""))
         checked, ext = check_image(data, opt.min_image_side, opt.max_image_pixels)
         if checked is None:
             reason = ext.split(":")[0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def _html(body: str, title: str = "t") -> bytes:
 class SiteHandler(SimpleHTTPRequestHandler):
     """Static files plus the dynamic routes listed in `ROUTES` (see their docstrings)."""
 
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args) -> None:  # keep test output quiet
@@ -200,7 +201,7 @@ class TestSiteServer:
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def start(self) -> "TestSiteServer":
+    def start(self) -> TestSiteServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="testsite", daemon=True)
         self._thread.start()
@@ -213,7 +214,7 @@ class TestSiteServer:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "TestSiteServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,10 +7,11 @@ rendering needs no network at all. `archive_pages` writes such a WARC from live 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from html.parser import HTMLParser
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 from urllib.parse import urljoin
 
 from pydantic import Field
@@ -36,7 +37,7 @@ class WarcIndex:
         self.path = Path(path)
         self.offsets: dict[str, int] = {}
         self.pages: list[str] = []
-        self._fh: BinaryIO = open(self.path, "rb")
+        self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115  open while pages render; close()
         it = ArchiveIterator(self._fh)
         for rec in it:
             if rec.rec_type != "response" or rec.http_headers is None:
@@ -92,7 +93,7 @@ class WarcRenderer(RenderingOperator):
     def read(self, input: str) -> Iterable[Sample | Rejection]:
         try:
             index = WarcIndex(input)
-        except Exception as e:  # warcio raises several types for a file that is not a WARC
+        except Exception as e:  # noqa: BLE001  warcio raises many types for a file that is not a WARC
             raise Reject("bad_warc", f"{input}: {type(e).__name__}: {e}") from None
         try:
             for url in index.pages[: self.config.max_pages]:
