@@ -77,19 +77,19 @@ class PageParser(HTMLParser):
 
 
 class HostLimiter:
-    """Per-host politeness: at most `concurrency` requests in flight and `delay_s` between request starts."""
+    """Per-host politeness: at most `concurrency` requests in flight and a delay between request starts."""
 
     def __init__(self, concurrency: int, delay_s: float):
         self.concurrency, self.delay_s = concurrency, delay_s
         self._lock = threading.Lock()
         self._sems: dict[str, threading.BoundedSemaphore] = {}
         self._next: dict[str, float] = {}
+        self._delay: dict[str, float] = {}
 
     def delay_for(self, host: str, delay_s: float) -> None:
+        """Raise one host's delay (robots.txt Crawl-delay); never lowers the configured one."""
         with self._lock:
-            self._next.setdefault(host, 0.0)
-            self._sems.setdefault(host, threading.BoundedSemaphore(self.concurrency))
-        self.delay_s = max(self.delay_s, delay_s)
+            self._delay[host] = max(self.delay_s, delay_s)
 
     def __call__(self, host: str) -> _Slot:
         return _Slot(self, host)
@@ -101,7 +101,7 @@ class HostLimiter:
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next.get(host, 0.0))
-            self._next[host] = start + self.delay_s
+            self._next[host] = start + self._delay.get(host, self.delay_s)
         if start > now:
             time.sleep(start - now)
 
@@ -237,6 +237,9 @@ class WebCrawler(Source):
     def read(self, input: str) -> Iterable[Sample | Rejection]:
         seed = normalize_url(input)
         seed_hosts = {host_of(seed)}
+        if not self._in_scope(seed, seed_hosts):
+            yield self._reject(input, seed, "denied_domain", "the seed is outside allow_domains/deny_domains")
+            return
         frontier: list[str] = [seed]
         seen: set[str] = {seed}
         emitted: set[str] = set()  # final URLs already emitted (redirect aliases of one page)

@@ -13,7 +13,15 @@ from pydantic import Field
 
 from operators.base import Operator, OperatorConfig, Reject, Resources, Source, register
 from operators.sample import InputUnit, Item, Rejection, Sample
-from operators.web.browser import VIEWPORTS, PageRenderer, RenderedPage, RenderError, RenderOptions, Resolver
+from operators.web.browser import (
+    VIEWPORTS,
+    BrowserSession,
+    PageRenderer,
+    RenderedPage,
+    RenderError,
+    RenderOptions,
+    Resolver,
+)
 from operators.web.common import StrList, page_key
 from operators.web.net import (
     AddressGuard,
@@ -79,6 +87,11 @@ class RenderingOperator(Source):
         assert self.config.viewport in VIEWPORTS
         self.renderer = PageRenderer(self.config.render_options())
         self.renderer.start()
+
+    def use_session(self, session: BrowserSession) -> None:
+        """Render in an already running browser (tests and benchmarks share one); no setup() needed."""
+        self.renderer = PageRenderer(self.config.render_options(), session)
+        self._ready = True
 
     def teardown(self) -> None:
         if self.renderer is not None:
