@@ -85,6 +85,7 @@ class HostLimiter:
         self._sems: dict[str, threading.BoundedSemaphore] = {}
         self._next: dict[str, float] = {}
         self._delay: dict[str, float] = {}
+        self.starts: dict[str, list[float]] = {}  # request start times per host (politeness is testable)
 
     def delay_for(self, host: str, delay_s: float) -> None:
         """Raise one host's delay (robots.txt Crawl-delay); never lowers the configured one."""
@@ -104,6 +105,8 @@ class HostLimiter:
             self._next[host] = start + self._delay.get(host, self.delay_s)
         if start > now:
             time.sleep(start - now)
+        with self._lock:
+            self.starts.setdefault(host, []).append(time.monotonic())
 
     def _release(self, host: str) -> None:
         self._sems[host].release()
