@@ -7,7 +7,9 @@ inside a clean rc context, so `python chart.py` redraws the same PNG bytes with 
 from __future__ import annotations
 
 import io
+import warnings
 
+from operators.base import Reject
 from operators.charts.style import ChartStyle
 
 OUTPUT_NAME = "chart.png"
@@ -39,7 +41,8 @@ def render(code: str, style: ChartStyle) -> bytes:
     ns: dict[str, object] = {"__name__": "__chart__"}
     before = set(plt.get_fignums())
     # A fresh default rc state per chart: style sheets must not leak from one chart into the next.
-    with matplotlib.rc_context():
+    with matplotlib.rc_context(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         matplotlib.rcdefaults()
         try:
             exec(compile(body, "<chart>", "exec"), ns)  # noqa: S102 - our own generated code
@@ -49,4 +52,8 @@ def render(code: str, style: ChartStyle) -> bytes:
         finally:
             for num in set(plt.get_fignums()) - before:  # close only what this chart opened
                 plt.close(num)
+    # A label the font cannot draw comes out as boxes: the image would no longer match its table.
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    if missing:
+        raise Reject("missing_glyph", missing[0][:300])
     return buf.getvalue()

@@ -46,7 +46,7 @@ class ChartTable:
         """The table as stored in sample.meta["table"]: plain columns and rows."""
         rows = [[lab, *vals] for lab, vals in zip(self.labels, self.values)]
         return {"columns": self.columns, "rows": rows, "unit": self.unit, "decimals": self.decimals,
-                "ordered": self.ordered, "title": self.title}
+                "ordered": self.ordered, "title": self.title, "x_unit": self.x_unit}
 
     def column(self, j: int) -> list[float]:
         return [row[j] for row in self.values]
@@ -191,7 +191,11 @@ def real_goog_returns(rng: np.random.Generator, n_groups: int) -> ChartTable:
     ret = np.round(np.diff(close) / close[:-1] * 100, 2)
     q = int(rng.integers(1, 5))
     months = {f"-{m:02d}-" for m in range(3 * q - 2, 3 * q + 1)}
-    years = sorted({d[:4] for d in dates[1:] if d[4:8] in months})
+    per_year: dict[str, int] = {}
+    for d in dates[1:]:
+        if d[4:8] in months:
+            per_year[d[:4]] = per_year.get(d[:4], 0) + 1
+    years = sorted(y for y, n in per_year.items() if n >= 50)  # whole quarters only (data is 2004-08..2008-10)
     groups = sorted(rng.choice(years, size=min(n_groups, len(years)), replace=False).tolist())
     samples = [[float(r) for d, r in zip(dates[1:], ret) if d.startswith(y) and d[4:8] in months]
                for y in groups]

@@ -7,6 +7,7 @@ sample's meta, so the answer can be recomputed from meta["table"] without this m
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,7 @@ def categorical(t: ChartTable, kind: str, rng: np.random.Generator) -> list[QAPa
         elif kind not in ("pie", "donut"):
             b.add("sum", f"What is the total{of} across all {lns}?", b.val(sum(col), j), op="sum", col=name)
             b.add("average", f"What is the average value{of} across all {lns}? Round to two decimals.",
-                  b.val(float(np.mean(col)), j, decimals=2), op="mean", col=name)
+                  b.val(math.fsum(col) / len(col), j, decimals=2), op="mean", col=name)
         if t.ordered and kind != "histogram" and col[0] != col[-1]:
             b.add("trend", f"Did the value{of} increase or decrease from {t.labels[0]} to {t.labels[-1]}?",
                   "increased" if col[-1] > col[0] else "decreased", op="trend", col=name)
@@ -148,7 +149,7 @@ def scatter(t: ChartTable, rng: np.random.Generator, annotated: bool) -> list[QA
     b.add("max", f"What is the highest {yn.lower()} shown?", b.val(max(y), 1), op="max_value", col=yn)
     b.add("min", f"What is the lowest {xn.lower()} shown?", b.val(min(x), 0), op="min_value", col=xn)
     b.add("average", f"What is the average {yn.lower()}? Round to two decimals.",
-          b.val(float(np.mean(y)), 1, decimals=2), op="mean", col=yn)
+          b.val(math.fsum(y) / len(y), 1, decimals=2), op="mean", col=yn)
     r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and np.std(x) > 0 and np.std(y) > 0 else 0.0
     if abs(r) >= 0.3:
         b.add("trend", f"Is the relationship between {xn.lower()} and {yn.lower()} positive or negative?",
