@@ -1,8 +1,10 @@
-"""Training checkpoints: model (safetensors), optimizer, step, config and loader state, written atomically.
+"""Training checkpoints: model, optimizer, step, config and loader state, written atomically.
 
-Layout: <out>/checkpoints/step-00000100/{model.safetensors, optimizer.pt, state.json}. A checkpoint is written
-under a `.tmp` name and renamed, so a killed run never leaves a half checkpoint that resume would pick up;
-only the last K are kept. Full (unsharded) state dicts make DDP, FSDP and single-process runs interchangeable.
+Layout: <out>/checkpoints/step-00000100/ is a model directory `model.checkpoint.load_model` (and so
+`dsvl-data chat`) reads (config.json, model*.safetensors, tokenizer.json) plus optimizer.pt and state.json.
+It is written under a `.tmp` name and renamed, so a killed run never leaves a half checkpoint that resume
+would pick up; only the last K are kept. Full (unsharded) state dicts make DDP, FSDP and one process
+interchangeable.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -22,6 +23,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
+
+from model.checkpoint import CONFIG, FORMAT, load_state_dict, save_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ def latest(ckpt_dir: Path) -> Path | None:
 
 
 def save(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict,
-         keep_last: int, rank: int = 0) -> Path | None:
+         keep_last: int, rank: int = 0, model_config: dict | None = None,
+         tokenizer: Path | None = None) -> Path | None:
     """Every rank calls this (sharded models gather collectively); rank 0 writes. Returns the path on rank 0."""
     model_sd = get_model_state_dict(model, options=_FULL)
     optim_sd = get_optimizer_state_dict(model, optimizer, options=_FULL)
@@ -55,7 +59,12 @@ def save(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.opt
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous() for k, v in model_sd.items()}, str(tmp / "model.safetensors"))
+    save_state_dict(model_sd, tmp)
+    if model_config is not None:
+        (tmp / CONFIG).write_text(json.dumps({"format": FORMAT, "naming": "dsvl", "config": model_config},
+                                             indent=2, sort_keys=True))
+    if tokenizer is not None and tokenizer.exists():
+        shutil.copyfile(tokenizer, tmp / "tokenizer.json")
     torch.save({"optimizer": optim_sd, "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1, sort_keys=True))
     if final.exists():  # a re-run of the same step replaces it
@@ -69,7 +78,7 @@ def save(ckpt_dir: Path, step: int, model: torch.nn.Module, optimizer: torch.opt
 
 def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> None:
     """Model weights only (e.g. the previous stage's result), into a plain, DDP or FSDP model."""
-    sd = load_file(str(path / "model.safetensors" if path.is_dir() else path))
+    sd = load_state_dict(path)
     set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True, strict=strict))
 
 

@@ -57,7 +57,9 @@ def mc_perplexity(model: torch.nn.Module, items: list[dict], encode: Callable[[d
     """Accuracy of lowest-perplexity choice and mean perplexity of the right answers."""
     correct, ppl_right = 0, 0.0
     for it in items:
-        rows = [encode({"messages": [{"role": "user", "content": it["question"]},
+        # an empty system prompt keeps the rows short; every option sees the same prompt anyway
+        rows = [encode({"messages": [{"role": "system", "content": ""},
+                                     {"role": "user", "content": it["question"]},
                                      {"role": "assistant", "content": opt}], "image_bytes": []})
                 for opt in it["options"]]
         batch = to_device(collate(rows, pad_id, image_tokens), device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from train.schedule import language_share_at, lr_at, step_plan
 from train.shards import stream_shards
 
 log = logging.getLogger(__name__)
+# the loader's worker processes fork after the tokenizer has run; its own thread pool must stay off
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str | Path,
@@ -160,9 +163,9 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
                 gathered = [None] * env.world
                 dist.all_gather_object(gathered, loader_state)
             ckpt.save(ckpt_dir, step, model, opt,
-                      {"config": cfg.model_dump(mode="json"), "model_config": model_cfg.to_dict(),
-                       "loader": gathered, "tokenizer": str(out / "tokenizer.json")},
-                      cfg.checkpoint.keep_last, env.rank)
+                      {"config": cfg.model_dump(mode="json"),
+                       "loader": gathered}, cfg.checkpoint.keep_last, env.rank,
+                      model_config=model_cfg.to_dict(), tokenizer=out / "tokenizer.json")
             barrier()
 
     logger.close()
@@ -176,11 +179,17 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
 
 
 def _tokenizer(cfg: TrainConfig, data_dir: Path, out: Path, env: DistEnv) -> VLTokenizer:
-    """The configured tokenizer.json, else the one this run trained earlier, else train one on the data."""
-    if cfg.tokenizer:
-        return VLTokenizer.from_file(cfg.tokenizer)
+    """The configured tokenizer.json, else the previous stage's (init_from), else the one this run trained
+    earlier, else train one on the data. A copy stays in `out` and goes into every checkpoint."""
     path = out / "tokenizer.json"
-    if env.is_main and not path.exists():
+    given = cfg.tokenizer
+    if not given and cfg.init_from and (Path(cfg.init_from) / "tokenizer.json").exists():
+        given = str(Path(cfg.init_from) / "tokenizer.json")  # token ids must match the weights
+    if given:
+        if env.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            VLTokenizer.from_file(given).save(path)
+    elif env.is_main and not path.exists():
         names = sorted({*cfg.data.streams.values(), *cfg.data.sft_streams.values()})
         shards = [s for name in names for s in stream_shards(data_dir, name)[:8]]
         if not shards:
