@@ -52,6 +52,8 @@ class ImageFilter(Filter):
         try:
             img = Image.open(io.BytesIO(data))
             w, h = img.size  # header only: nothing decoded yet
+        except Image.DecompressionBombError as e:  # PIL refuses past twice its own pixel limit
+            return False, "image_too_large", str(e)[:300]
         except _PIL_ERRORS as e:
             return False, "unreadable_image", f"{type(e).__name__}: {e}"[:300]
         if w * h > c.max_pixels:
@@ -163,9 +165,9 @@ class TextFilter(Filter):
     def _repetition(self, text: str, lines: list[str], words: list[str]) -> Verdict:
         c = self.config
         paras = [p.strip() for p in _PARA.split(text) if p.strip()]
-        for name, parts, max_frac, max_chars in (
-            ("duplicate_lines", lines, c.max_dup_lines, c.max_dup_line_chars),
+        for name, parts, max_frac, max_chars in (  # paragraphs first, as Gopher (a repeated one repeats lines)
             ("duplicate_paragraphs", paras, c.max_dup_paragraphs, c.max_dup_paragraph_chars),
+            ("duplicate_lines", lines, c.max_dup_lines, c.max_dup_line_chars),
         ):
             if len(parts) < 2:
                 continue
