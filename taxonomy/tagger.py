@@ -153,7 +153,7 @@ def train(examples: list[tuple[str, str, list[str]]], tax: Taxonomy, out: str | 
     try:
         # thread=1 + a seed make training reproducible; small bucket/dim keep the model a few MB
         model = fasttext.train_supervised(input=tmp, epoch=epoch, lr=lr, dim=dim, wordNgrams=2, minCount=1,
-                                          bucket=200_000, thread=1, seed=seed, verbose=0, loss="softmax")
+                                          bucket=50_000, thread=1, seed=seed, verbose=0, loss="softmax")
     finally:
         os.unlink(tmp)
     tmp_model = out.with_suffix(out.suffix + ".tmp")
