@@ -35,9 +35,10 @@ class SampleEncoder:
     def pad_id(self) -> int:
         return self.processor.tokenizer.pad_id
 
-    def _skip(self, sample: dict, reason: str, detail: str = "") -> None:
+    def skip(self, key: object, reason: str, detail: str = "") -> None:
+        """Count and log a sample that cannot be trained on (also used by the loader for shard-level faults)."""
         self.skipped[reason] += 1
-        log.warning("skipping sample %s: %s %s", sample.get("key"), reason, detail)
+        log.warning("skipping sample %s: %s %s", key, reason, detail)
 
     def _images(self, sample: dict) -> list[Image.Image] | None:
         out = []
@@ -49,7 +50,7 @@ class SampleEncoder:
                     im.load()
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning,
                     Image.DecompressionBombError) as e:
-                self._skip(sample, "bad_image", repr(e)[:200])
+                self.skip(sample.get("key"), "bad_image", repr(e)[:200])
                 return None
             out.append(im)
         return out
@@ -93,12 +94,12 @@ class SampleEncoder:
             else:
                 ex = self._pretrain(sample["text"], images)
         except ValueError as e:  # placeholder/image mismatch, unknown role, empty conversation
-            self._skip(sample, "bad_sample", str(e)[:200])
+            self.skip(sample.get("key"), "bad_sample", str(e)[:200])
             return None
         n = ex["input_ids"].numel()
         if n > self.seq_len and not self.packing:
             if bool(ex["images_seq_mask"][self.seq_len:].any()):
-                self._skip(sample, "too_long", f"{n} tokens with image tokens past {self.seq_len}")
+                self.skip(sample.get("key"), "too_long", f"{n} tokens with image tokens past {self.seq_len}")
                 return None
             ex = {k: (v[: self.seq_len] if k != "pixel_values" else v) for k, v in ex.items()}
         return ex

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
+import tarfile
+from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
@@ -19,17 +20,15 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from train.batching import SequencePacker, collate
-from train.shards import is_heldout, iter_tar, parse_sample, sample_key
+from train.encode import SampleEncoder
+from train.shards import SampleError, is_heldout, iter_tar, parse_sample, sample_key
 
 log = logging.getLogger(__name__)
-
-Encoder = Callable[[dict], "dict | None"]
-
 
 class StreamDataset(IterableDataset):
     """One shard stream (e.g. stage2-text) as an endless (train) or one-pass (val) batch iterator."""
 
-    def __init__(self, shards: list[str], encode: Encoder, *, batch_size: int, seq_len: int, pad_id: int,
+    def __init__(self, shards: list[str], encode: SampleEncoder, *, batch_size: int, seq_len: int, pad_id: int,
                  image_tokens: int, packing: bool = False, shuffle_buffer: int = 64, seed: int = 0,
                  rank: int = 0, world: int = 1, split: str = "train", heldout_percent: float = 0.0,
                  start: dict | None = None) -> None:
@@ -63,13 +62,16 @@ class StreamDataset(IterableDataset):
             mine, stride = shards, slots
         i = 0
         for path in mine:
-            for raw in iter_tar(path):
-                held = is_heldout(sample_key(raw), self.heldout_percent)
-                if held != (self.split == "val"):
-                    continue
-                if stride == 1 or i % stride == slot:
-                    yield raw
-                i += 1
+            try:
+                for raw in iter_tar(path):
+                    held = is_heldout(sample_key(raw), self.heldout_percent)
+                    if held != (self.split == "val"):
+                        continue
+                    if stride == 1 or i % stride == slot:
+                        yield raw
+                    i += 1
+            except (tarfile.TarError, OSError, ValueError) as e:  # truncated or corrupt shard: keep the rest
+                self.encode.skip(path, "bad_shard", repr(e)[:200])
 
     def _shuffled(self, raws: Iterator[dict], epoch: int, slot: int) -> Iterator[dict]:
         if self.split == "val" or self.shuffle_buffer <= 1:
@@ -88,8 +90,12 @@ class StreamDataset(IterableDataset):
 
     def _examples(self, epoch: int, worker: int, workers: int, slot: int) -> Iterator[dict]:
         for raw in self._shuffled(self._raw(epoch, worker, workers), epoch, slot):
-            sample = parse_sample(raw)
-            example = self.encode(sample) if sample is not None else None
+            try:
+                sample = parse_sample(raw)
+            except SampleError as e:
+                self.encode.skip(raw.get("__key__"), e.reason, str(e))
+                continue
+            example = self.encode(sample)
             if example is not None:
                 yield example
 

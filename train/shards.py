@@ -42,18 +42,28 @@ def iter_tar(path: str) -> Iterator[dict]:
         yield from group_by_keys(tar_file_expander([{"url": path, "stream": f}]))
 
 
-def parse_sample(raw: dict) -> dict | None:
-    """The sample JSON with its image bytes attached in image order, or None when it is unusable."""
+class SampleError(ValueError):
+    """A sample the trainer cannot use; `reason` is a short snake_case counter name."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def parse_sample(raw: dict) -> dict:
+    """The sample JSON with its image bytes attached in image order; SampleError when unusable."""
     try:
         meta = json.loads(raw["json"])
-    except (KeyError, ValueError, UnicodeDecodeError):
-        log.warning("sample %s in %s: missing or broken JSON", raw.get("__key__"), raw.get("__url__"))
-        return None
+    except KeyError as e:
+        raise SampleError("missing_json", f"{raw.get('__key__')} in {raw.get('__url__')}") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SampleError("bad_json", f"{raw.get('__key__')} in {raw.get('__url__')}: {e}") from e
+    if not isinstance(meta, dict) or not (meta.get("text") or meta.get("messages")):
+        raise SampleError("no_text", f"{raw.get('__key__')}: neither text nor messages")
     names = meta.get("images") or []
-    missing = [n for n in names if n.lower() not in raw]
-    if missing or not (meta.get("text") or meta.get("messages")):
-        log.warning("sample %s: missing images %s or no text/messages", raw.get("__key__"), missing)
-        return None
+    missing = [n for n in names if str(n).lower() not in raw]
+    if missing:
+        raise SampleError("missing_image", f"{raw.get('__key__')}: no members {missing}")
     meta["image_bytes"] = [raw[n.lower()] for n in names]
     return meta
 
