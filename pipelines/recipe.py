@@ -109,6 +109,13 @@ class AssemblySpec(_Strict):
         return self
 
 
+class BuildSpec(_Strict):
+    """How the driver writes the pool: smaller parts commit progress more often (resume loses less)."""
+
+    flush_rows: int = Field(2000, ge=1)
+    flush_mb: float = Field(64.0, gt=0)
+
+
 class RecipeModel(_Strict):
     name: str
     description: str = ""
@@ -116,6 +123,7 @@ class RecipeModel(_Strict):
     sources: list[SourceSpec] = Field(min_length=1)
     steps: list[StepSpec] = Field(default_factory=list)
     assembly: AssemblySpec = Field(default_factory=AssemblySpec)
+    build: BuildSpec = Field(default_factory=BuildSpec)
 
 
 class BoundStep:

@@ -175,7 +175,8 @@ def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None,
             stats.setdefault(step.path, StepStats(step.path, step.name))
     if n_todo:
         _init_ray(address)
-        writer = PoolWriter(pool_root, run)
+        bs = recipe.model.build
+        writer = PoolWriter(pool_root, run, bs.flush_rows, int(bs.flush_mb * (1 << 20)))
         finished = 0
         for table in _execute(recipe, todo):
             kinds = table.column("kind")
