@@ -277,12 +277,32 @@ def recipe_from_dict(raw: dict[str, Any], path: str = "<dict>", overrides: list[
     return Recipe(model, resolved, path)
 
 
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The recipe model class that holds the key at `loc` (to list the allowed keys)."""
+    model: Any = RecipeModel
+    parts = list(loc[:-1])
+    for i, part in enumerate(parts):
+        if isinstance(part, int) or model is None or (i > 0 and parts[i - 1] == "mixture"):
+            continue  # list indices and stage names
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        args = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type)]
+        cands = [a for a in [ann, *args] if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = cands[0] if cands else (None if part != "mixture" else MixtureSpec)
+    return model
+
+
 def _recipe_errors(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]).replace("with_", "with")
         if e["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key")
+            model = _model_at(tuple(e["loc"]))
+            allowed = f"; allowed keys: {', '.join(f.alias or n for n, f in model.model_fields.items())}" \
+                if model else ""
+            lines.append(f"{key}: unknown key{allowed}")
         else:
             lines.append(f"{key}: {e['msg']}")
     return "invalid recipe:\n" + "\n".join(lines)

@@ -40,7 +40,7 @@ def test_wrong_type_names_key(tmp_path):
 
 
 def test_unknown_recipe_key_and_stage(tmp_path):
-    with pytest.raises(RecipeError, match="sourcez: unknown key"):
+    with pytest.raises(RecipeError, match="sourcez: unknown key; allowed keys: name, description, params"):
         recipe_from_dict({**_recipe(tmp_path), "sourcez": []})
     with pytest.raises(RecipeError, match="unknown stage 'stage9'"):
         recipe_from_dict(_recipe(tmp_path, assembly={"mixture": {"stage9": {"ratios": {"caption": 1}}}}))
