@@ -29,7 +29,10 @@ class VLMOutput:
 
 
 def _init_weights(m: nn.Module) -> None:
-    # LLaMA/timm-style init; zero-initialised parameters (rel-pos, hd alpha) are left as built
+    # LLaMA/timm-style init; zero-initialised parameters (rel-pos, hd alpha) are left as built.
+    # Nothing to draw on the meta device (counting, or a skeleton that a checkpoint will fill).
+    if any(p.is_meta for p in m.parameters(recurse=False)):
+        return
     if isinstance(m, nn.Linear):
         nn.init.normal_(m.weight, std=0.02)
         if m.bias is not None:
