@@ -14,12 +14,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from operators.base import OperatorConfig, Reject, Source, register
+from operators.base import OperatorConfig, Reject, Resources, Source, register
 from operators.charts import data as D
 from operators.charts.code import render, script
 from operators.charts.kinds import KINDS
 from operators.charts.qa import questions
-from operators.charts.style import draw_style
+from operators.charts.style import ChartStyle, draw_style
 from operators.sample import Rejection, Sample, content_key
 
 log = logging.getLogger(__name__)
@@ -65,21 +65,34 @@ class ChartConfig(OperatorConfig):
 class Chart:
     """One drawn chart: kind, table, style, script and image."""
 
-    def __init__(self, kind: str, table: D.ChartTable, style, code: str, image: bytes):
+    def __init__(self, kind: str, table: D.ChartTable, style: ChartStyle, code: str, image: bytes):
         self.kind, self.table, self.style, self.code, self.image = kind, table, style, code, image
 
 
-def draw_chart(kind: str, rng: np.random.Generator, cfg: ChartConfig) -> Chart:
-    """Pick data and style for one chart of `kind`, emit its script and render it."""
-    spec = KINDS[kind]
-    table = spec.table(rng, cfg.max_rows, cfg.real_fraction)
-    return chart_from_table(kind, table, draw_style(rng, cfg.dpi_min, cfg.dpi_max))
+def plan_chart(kind: str, rng: np.random.Generator, cfg: ChartConfig) -> Chart:
+    """Pick data and style for one chart of `kind` and emit its script (not yet rendered)."""
+    table = KINDS[kind].table(rng, cfg.max_rows, cfg.real_fraction)
+    return plan_from_table(kind, table, draw_style(rng, cfg.dpi_min, cfg.dpi_max))
 
 
-def chart_from_table(kind: str, table: D.ChartTable, style) -> Chart:
+def plan_from_table(kind: str, table: D.ChartTable, style: ChartStyle) -> Chart:
     D.validate(table)
-    code = script(KINDS[kind].body(table, style), style)
-    return Chart(kind, table, style, code, render(code, style))
+    return Chart(kind, table, style, script(KINDS[kind].body(table, style), style), b"")
+
+
+def chart_from_table(kind: str, table: D.ChartTable, style: ChartStyle) -> Chart:
+    chart = plan_from_table(kind, table, style)
+    chart.image = render(chart.code, style)
+    return chart
+
+
+def unit_rng(input: str) -> tuple[np.random.Generator, int]:
+    """The random stream of one unit id, and the chart index; a malformed id is rejected."""
+    m = _UNIT.match(input)
+    if not m:
+        raise Reject("bad_unit_id", f"expected charts.synth:seed=<n>:i=<n>, got {input[:200]!r}")
+    seed, i = int(m.group(1)), int(m.group(2))
+    return np.random.default_rng([seed, i]), i
 
 
 @register("charts.synth")
@@ -88,20 +101,18 @@ class ChartSynthesizer(Source):
 
     Config = ChartConfig
     version = "1"
+    # stateless tasks; small batches because one chart takes ~0.1-0.3 s, so blocks spread over workers
+    resources = Resources(batch_size=8)
 
     def list_inputs(self) -> list[str]:
         c = self.config
         return [f"charts.synth:seed={c.seed}:i={i:06d}" for i in range(c.count)]
 
     def read(self, input: str) -> Iterable[Sample | Rejection]:
-        m = _UNIT.match(input)
-        if not m:
-            raise Reject("bad_unit_id", f"expected charts.synth:seed=<n>:i=<n>, got {input[:200]!r}")
-        seed, i = int(m.group(1)), int(m.group(2))
+        rng, i = unit_rng(input)
         cfg: ChartConfig = self.config  # type: ignore[assignment]
-        kind = cfg.kinds[i % len(cfg.kinds)]  # round robin so every kind appears
-        rng = np.random.default_rng([seed, i])
-        chart = draw_chart(kind, rng, cfg)
+        chart = plan_chart(cfg.kinds[i % len(cfg.kinds)], rng, cfg)  # round robin: every kind appears
+        chart.image = render(chart.code, chart.style)
         return self.samples(input, chart, rng)
 
     def samples(self, unit: str, chart: Chart, rng: np.random.Generator) -> list[Sample]:
