@@ -88,9 +88,8 @@ GOOD = ("The museum opened a new wing this spring. It holds paintings from the e
     (GOOD, "en", None),
     ("Too short here.", "en", "text_too_short"),
     ("a b c d e f g h i j", "en", "mean_word_length"),
-    ("Internationalization telecommunications counterrevolutionaries electroencephalography "
-     "characteristically", "en",
-     "mean_word_length"),
+    (("Internationalization telecommunications counterrevolutionaries electroencephalography "
+      "characteristically"), "en", "mean_word_length"),
     (GOOD + " #tag #news #art #city #museum #paint #history #wing #spring #notes #guide #rooms #now "
      "#free #best #top #viral #daily #love #share", "en", "symbol_ratio"),
     ("\n".join(f"- item number {i} in the list of things" for i in range(10)), "en", "bullet_lines"),
