@@ -128,52 +128,53 @@ class PdfExtractor(Source):
         opts = self._opts()
         chunk = _Chunk()
         timeouts = 0
-        opened = True
-        for i in range(todo):
+        i = 0  # next page to read
+        while i < todo:
             key = f"{prefix}-p{i + 1:04d}"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= deadline:
                 yield self._rest(input, "doc_timeout", f"document took over {c.doc_timeout_s:g} s", key, i, todo)
                 break
             try:
-                if not opened:
-                    self._open(input, prefix, deadline)
-                    opened = True
-                r = self._worker.call(("page", i, opts), timeout=min(c.page_timeout_s, remaining))
+                if i > 0 and not self._worker.alive():
+                    self._open(input, prefix, deadline)  # the worker was restarted: reopen and go on
+                stream = self._worker.stream(("pages", i, todo, opts),
+                                             lambda: min(c.page_timeout_s, deadline - time.monotonic()))
+                for status, index, r in stream:
+                    i = index + 1
+                    key = f"{prefix}-p{i:04d}"
+                    if status == "rejected":
+                        yield Rejection(input, self.name, r[0], f"page {i}: {r[1]}", key)
+                        continue
+                    yield from self._page_samples(input, prefix, key, r, info)
+                    if "interleaved" in c.emit:
+                        chunk.add(r)
+                        if chunk.pages == c.interleaved_pages:
+                            yield self._interleaved(input, prefix, chunk, info)
+                            chunk = _Chunk(chunk.index + 1)
             except WorkerTimeout:
-                opened = False
-                if c.page_timeout_s >= remaining:
+                key = f"{prefix}-p{i + 1:04d}"
+                if time.monotonic() >= deadline - 0.01:
                     yield self._rest(input, "doc_timeout", f"document took over {c.doc_timeout_s:g} s", key, i, todo)
                     break
                 timeouts += 1
                 yield Rejection(input, self.name, "page_timeout", f"page {i + 1} took over {c.page_timeout_s:g} s", key)
-                if timeouts >= c.max_timeouts:
-                    if i + 1 < todo:
-                        yield self._rest(input, "too_many_timeouts", f"{timeouts} pages timed out", key, i + 1, todo)
+                i += 1
+                if timeouts >= c.max_timeouts and i < todo:
+                    yield self._rest(input, "too_many_timeouts", f"{timeouts} pages timed out", key, i, todo)
                     break
-                continue
             except WorkerDied as e:
-                opened = False
-                yield Rejection(input, self.name, "worker_crash", f"page {i + 1}: {e}", key)
-                continue
-            except RemoteError as e:
-                yield Rejection(input, self.name, e.reason, f"page {i + 1}: {e.detail}", key)
-                continue
-            except Reject as r:  # reopening failed after a restart
-                yield Rejection(input, self.name, r.reason, r.detail, key)
+                yield Rejection(input, self.name, "worker_crash", f"page {i + 1}: {e}", f"{prefix}-p{i + 1:04d}")
+                i += 1
+            except (RemoteError, Reject) as e:  # the stream itself failed, or reopening after a restart did
+                yield Rejection(input, self.name, e.reason, e.detail, f"{prefix}-p{i + 1:04d}")
                 break
-            yield from self._page_samples(input, prefix, key, r, info)
-            if "interleaved" in c.emit:
-                chunk.add(r)
-                if chunk.pages == c.interleaved_pages or i + 1 == todo:
-                    yield self._interleaved(input, prefix, chunk, info)
-                    chunk = _Chunk(chunk.index + 1)
         if "interleaved" in c.emit and chunk.pages:
             yield self._interleaved(input, prefix, chunk, info)
-        try:
-            self._worker.call(("close",), timeout=10)
-        except (WorkerTimeout, WorkerDied, RemoteError):
-            pass
+        if self._worker.alive():  # after a kill there is nothing to close (and no restart wanted)
+            try:
+                self._worker.call(("close",), timeout=10)
+            except (WorkerTimeout, WorkerDied, RemoteError):
+                pass
 
     def _open(self, path: str, prefix: str, deadline: float) -> dict[str, Any]:
         c = self.config

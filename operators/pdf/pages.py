@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from operators.base import Reject
@@ -67,6 +68,8 @@ class PdfPageServer:
             return self.open(msg[1])
         if msg[0] == "page":
             return self.page(msg[1], {**DEFAULT_OPTS, **msg[2]})
+        if msg[0] == "pages":
+            return self.pages(msg[1], msg[2], {**DEFAULT_OPTS, **msg[3]})
         if msg[0] == "close":
             self.close()
             return None
@@ -89,14 +92,16 @@ class PdfPageServer:
             tail = f.read()
         if b"%PDF-" not in head:
             raise Reject("not_a_pdf", f"no %PDF- header in the first 1024 bytes of {size} bytes")
+        truncated = b"%%EOF" not in tail
         try:
             doc = self.pymupdf.open(path, filetype="pdf")
         except Exception as e:  # noqa: BLE001 - MuPDF raises several types for unreadable files
-            raise Reject("corrupt_pdf", f"{type(e).__name__}: {e}") from None
+            reason = "truncated_pdf" if truncated else "corrupt_pdf"
+            raise Reject(reason, f"{type(e).__name__}: {e}") from None
         if doc.needs_pass and not doc.authenticate(""):
             doc.close()
             raise Reject("encrypted_pdf", "password required")
-        if b"%%EOF" not in tail:
+        if truncated:
             pages = doc.page_count
             doc.close()
             raise Reject("truncated_pdf", f"no %%EOF trailer ({size} bytes, {pages} pages recoverable)")
@@ -111,6 +116,18 @@ class PdfPageServer:
         self.doc = doc
         meta = {k: v for k, v in (doc.metadata or {}).items() if v and k in ("title", "author", "subject", "creator", "producer")}
         return {"pages": pages, "repaired": bool(doc.is_repaired), "encrypted": bool(doc.is_encrypted), "metadata": meta}
+
+    def pages(self, start: int, stop: int, opts: dict[str, Any]) -> Iterator[tuple[str, int, Any]]:
+        """Stream ("ok", i, result) or ("rejected", i, (reason, detail)) for pages start..stop-1."""
+        for i in range(start, stop):
+            try:
+                yield "ok", i, self.page(i, opts)
+            except Reject as r:
+                yield "rejected", i, (r.reason, r.detail)
+            except MemoryError:
+                yield "rejected", i, ("out_of_memory", "the worker's memory cap was reached")
+            except Exception as e:  # noqa: BLE001 - one broken page must not end the document
+                yield "rejected", i, ("page_error", f"{type(e).__name__}: {e}"[:500])
 
     def page(self, index: int, opts: dict[str, Any]) -> dict[str, Any]:
         pymupdf = self.pymupdf

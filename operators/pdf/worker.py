@@ -8,10 +8,12 @@ space is capped (RLIMIT_AS), so a decompression bomb fails inside it instead of 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import multiprocessing as mp
 import os
 import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,13 @@ def _serve(conn: Any, factory: str, args: dict[str, Any], memory_mb: int | None)
         if msg is None:
             return
         try:
-            conn.send(("ok", handler.handle(msg)))
+            result = handler.handle(msg)
+            if inspect.isgenerator(result):  # a stream: one message per item, then an end marker
+                for item in result:
+                    conn.send(("item", item))
+                conn.send(("end", None))
+            else:
+                conn.send(("ok", result))
         except MemoryError:
             conn.send(("error", ("out_of_memory", f"memory cap {memory_mb} MB exceeded")))
         except Exception as e:  # noqa: BLE001 - reported to the parent, which turns it into a rejection
@@ -110,6 +118,44 @@ class KillableWorker:
         if status == "error":
             raise RemoteError(*value)
         return value
+
+    def stream(self, msg: Any, timeout: float | Callable[[], float]) -> Iterator[Any]:
+        """Send one request whose handler yields; yield its items as they come. The child runs at
+        most a pipe buffer ahead (back-pressure), and every item must arrive within `timeout`
+        seconds (a number or a function giving the limit for the next item)."""
+        if not self.alive():
+            if self._proc is not None:
+                self.restarts += 1
+            self.start()
+        self._conn.send(msg)
+        finished = False
+        try:
+            while True:
+                limit = timeout() if callable(timeout) else timeout
+                if not self._conn.poll(max(limit, 0.001)):
+                    self.kill()
+                    raise WorkerTimeout(f"no answer in {limit:.1f} s")
+                try:
+                    status, value = self._conn.recv()
+                except (EOFError, OSError):
+                    self._proc.join(1)
+                    code = self._proc.exitcode
+                    self.kill()
+                    raise WorkerDied(f"worker exited with code {code}") from None
+                if status == "item":
+                    yield value
+                elif status == "end":
+                    finished = True
+                    return
+                elif status == "error":
+                    finished = True
+                    raise RemoteError(*value)
+                else:
+                    finished = True
+                    return
+        finally:
+            if not finished:  # the consumer stopped early: the child is mid-stream, start afresh
+                self.kill()
 
     def kill(self) -> None:
         if self._proc is None:
