@@ -184,17 +184,26 @@ def train(examples: list[tuple[str, str, list[str]]], tax: Taxonomy, out: str | 
 
 def examples_from_labels(catalog_path: str | Path, annotations: str | Path | None = None
                          ) -> list[tuple[str, str, list[str]]]:
-    """(key, text, ids) for every sample whose current decision is a label."""
-    from taxonomy.catalog import Catalog, LabelStore, catalog_file
+    """(key, text, ids) for every sample whose current decision is a label (one joined query)."""
+    import json
 
-    cat = Catalog(catalog_path)
-    store = LabelStore(annotations or catalog_file(catalog_path).parent / "annotations.duckdb")
+    from taxonomy.catalog import LabelStore, catalog_file
+
+    cat = catalog_file(catalog_path)
+    store = LabelStore(annotations or cat.parent / "annotations.duckdb")
+    latest = [r for r in store.latest() if r["action"] == "label" and r["labels"]]
+    if not latest:
+        return []
+    import duckdb
+    import pyarrow as pa
+
+    with duckdb.connect(str(cat), read_only=True) as con:
+        con.register("wanted", pa.table({"key": [r["key"] for r in latest]}))
+        js = dict(con.execute("SELECT s.key, any_value(s.json) FROM samples s JOIN wanted USING (key) "
+                              "GROUP BY s.key").fetchall())
     out = []
-    for row in store.latest():
-        if row["action"] != "label" or not row["labels"]:
-            continue
-        s = cat.sample(row["key"])
-        if s is None:
-            continue
-        out.append((row["key"], sample_text(s.get("messages"), s.get("text")), list(row["labels"])))
+    for r in latest:
+        if r["key"] in js:
+            d = json.loads(js[r["key"]])
+            out.append((r["key"], sample_text(d.get("messages"), d.get("text")), list(r["labels"])))
     return out
