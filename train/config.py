@@ -108,7 +108,7 @@ def load_config(path: str | Path, steps: int | None = None) -> TrainConfig:
         p = CONFIG_DIR / f"{path}.yaml"
     raw = yaml.safe_load(p.read_text())
     if not isinstance(raw, dict):
-        raise ValueError(f"{p}: expected a mapping of config keys")
+        raise TypeError(f"{p}: expected a mapping of config keys")
     if steps is not None:
         raw["steps"] = steps
         # a shortened run keeps the warm-ups inside it

@@ -1,4 +1,5 @@
-"""Synthetic shards in the data engine's format (shard contract), written with the engine's ShardWriter.
+"""Test helpers: synthetic shards in the data engine's format (shard contract), written with the engine's
+ShardWriter, and the tiny stage presets shortened for tests.
 
 Text documents, captions and SFT dialogues about coloured shapes: regular enough that a tiny model's
 loss falls within a few dozen steps, and with images so that the vision path is exercised.
@@ -11,9 +12,11 @@ import json
 import random
 from pathlib import Path
 
+import yaml
 from PIL import Image, ImageDraw
 
 from pipelines.shards import ShardWriter
+from train.config import CONFIG_DIR, TrainConfig
 
 COLORS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
 SHAPES = ("square", "circle")
@@ -87,3 +90,18 @@ def write_shards(out: Path, n_text: int = 48, n_image: int = 48, per_shard: int 
             writer.write(key, members)
         writer.close()
     return out
+
+
+def tiny(stage: int, **changes: object) -> TrainConfig:
+    """A tiny-stageN preset for tests: evaluation and checkpoints only at the end unless changed;
+    `part__field=value` changes one field of a section, `part=value` replaces it."""
+    raw = yaml.safe_load((CONFIG_DIR / f"tiny-stage{stage}.yaml").read_text())
+    raw["eval"] = {"every": 1000, "batches": 2, "mc_path": None}
+    raw["checkpoint"] = {"every": 1000, "keep_last": 2}
+    for key, value in changes.items():
+        part, _, field = key.partition("__")
+        if field:
+            raw.setdefault(part, {})[field] = value
+        else:
+            raw[part] = value
+    return TrainConfig.model_validate(raw)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +16,8 @@ from train.shards import iter_tar, stream_count, stream_shards
 
 
 def _dataset(shards, processor, **kw) -> StreamDataset:
-    opts = dict(batch_size=4, seq_len=128, pad_id=processor.tokenizer.pad_id, image_tokens=16,
-                shuffle_buffer=8, seed=1)
+    opts = {"batch_size": 4, "seq_len": 128, "pad_id": processor.tokenizer.pad_id, "image_tokens": 16,
+                "shuffle_buffer": 8, "seed": 1}
     opts.update(kw)
     enc = SampleEncoder(processor, opts["seq_len"], opts.get("packing", False))
     return StreamDataset(shards, enc, **opts)
@@ -126,7 +126,7 @@ def test_bad_samples_are_skipped_and_counted(tmp_path, processor) -> None:
     # a second shard cut in the middle of a member
     paths = stream_shards(tmp_path, "stage2-multimodal")
     cut = tmp_path / "shards" / "stage2-multimodal" / "cut.tar"
-    cut.write_bytes(open(paths[0], "rb").read()[:3000])
+    cut.write_bytes(Path(paths[0]).read_bytes()[:3000])
     ds = _dataset(paths + [str(cut)], processor, batch_size=8, shuffle_buffer=1)
     batches = list(_one_epoch(ds))
     assert sum(b["input_ids"].shape[0] for b in batches) == 2 + 1  # good, good2, and "good" of the cut shard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -19,7 +20,7 @@ def test_cosine_with_warmup() -> None:
     assert lr_at(60, o, 110) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
     assert lr_at(110, o, 110) == pytest.approx(1e-4)
     lrs = [lr_at(s, o, 110) for s in range(10, 111)]
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
     # pure: any order of calls gives the same values
     assert [lr_at(s, o, 110) for s in reversed(range(111))][::-1] == [lr_at(s, o, 110) for s in range(111)]
 
@@ -44,7 +45,7 @@ def test_language_share_warmup_shapes(shape: str, quarter: float, half: float) -
     assert language_share_at(100, m) == pytest.approx(0.7)
     assert language_share_at(10_000, m) == pytest.approx(0.7)
     shares = [language_share_at(s, m) for s in range(101)]
-    assert all(a >= b for a, b in zip(shares, shares[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(shares))
     if shape == "step":
         assert language_share_at(24, m) == 1.0  # flat between drops
 
