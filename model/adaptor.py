@@ -7,7 +7,7 @@ Hybrid (7B): SAM tokens and SigLIP tokens are each up-projected to half the LLM 
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from model.config import AdaptorConfig
 

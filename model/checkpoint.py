@@ -50,7 +50,10 @@ _LLM_RENAMES = [
 def public_name(name: str, hybrid: bool) -> str:
     """Our parameter name -> the name in the public DeepSeek-VL checkpoints."""
     rules = [
-        (r"^vision\.", "vision_model.vision_tower_low.vision_tower." if hybrid else "vision_model.vision_tower."),
+        (
+            r"^vision\.",
+            "vision_model.vision_tower_low.vision_tower." if hybrid else "vision_model.vision_tower.",
+        ),
         (r"^sam\.", "vision_model.vision_tower_high.vision_tower."),
         (r"^adaptor\.high_proj\.", "aligner.high_up_proj."),
         (r"^adaptor\.low_proj\.", "aligner.low_up_proj."),
@@ -79,8 +82,9 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
 
 
-def load_public_state_dict(model: MultiModalityCausalLM, state: dict[str, torch.Tensor],
-                           strict: bool = True, assign: bool = False) -> LoadReport:
+def load_public_state_dict(
+    model: MultiModalityCausalLM, state: dict[str, torch.Tensor], strict: bool = True, assign: bool = False
+) -> LoadReport:
     """Load a state dict in public naming; shapes are checked by `load_state_dict`."""
     ours = {public_name(k, model.config.hybrid): k for k in model.state_dict()}
     report, converted = LoadReport(), {}
@@ -93,15 +97,21 @@ def load_public_state_dict(model: MultiModalityCausalLM, state: dict[str, torch.
             report.unexpected.append(k)
     report.missing = sorted(set(ours.values()) - set(converted))
     if strict and (report.missing or report.unexpected):
-        raise KeyError(f"public state dict does not match the {model.config.name} model: "
-                       f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}")
+        raise KeyError(
+            f"public state dict does not match the {model.config.name} model: "
+            f"missing {report.missing[:5]}, unexpected {report.unexpected[:5]}"
+        )
     model.load_state_dict(converted, strict=strict, assign=assign)
     report.loaded = len(converted)
     return report
 
 
-def save_state_dict(state: dict[str, torch.Tensor], directory: str | Path,
-                    max_shard_bytes: int = 4 * 2**30, metadata: dict[str, str] | None = None) -> list[Path]:
+def save_state_dict(
+    state: dict[str, torch.Tensor],
+    directory: str | Path,
+    max_shard_bytes: int = 4 * 2**30,
+    metadata: dict[str, str] | None = None,
+) -> list[Path]:
     """Write safetensors shards (keys sorted, greedily packed) and an index when there is more than one."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -115,8 +125,11 @@ def save_state_dict(state: dict[str, torch.Tensor], directory: str | Path,
             size = 0
         shards[-1][k] = t
         size += nbytes
-    names = [SINGLE] if len(shards) == 1 else \
-        [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    names = (
+        [SINGLE]
+        if len(shards) == 1
+        else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
     for stale in list(d.glob("model*.safetensors")) + [d / INDEX]:
         if stale.name not in names and stale.exists():
             stale.unlink()  # a previous save with another shard count must not linger
@@ -127,8 +140,10 @@ def save_state_dict(state: dict[str, torch.Tensor], directory: str | Path,
         tmp.replace(d / name)
         paths.append(d / name)
     if len(shards) > 1:
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-                 "weight_map": {k: n for n, s in zip(names, shards) for k in s}}
+        index = {
+            "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+            "weight_map": {k: n for n, s in zip(names, shards) for k in s},
+        }
         _write_json(d / INDEX, index)
     return paths
 
@@ -147,14 +162,20 @@ def load_state_dict(directory: str | Path, device: str = "cpu") -> dict[str, tor
     return state
 
 
-def save_model(model: MultiModalityCausalLM, directory: str | Path, max_shard_bytes: int = 4 * 2**30,
-               public_naming: bool = False) -> Path:
+def save_model(
+    model: MultiModalityCausalLM,
+    directory: str | Path,
+    max_shard_bytes: int = 4 * 2**30,
+    public_naming: bool = False,
+) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     state = to_public_state_dict(model) if public_naming else model.state_dict()
     save_state_dict(state, d, max_shard_bytes)
-    _write_json(d / CONFIG, {"format": FORMAT, "naming": "public" if public_naming else "dsvl",
-                             "config": model.config.to_dict()})
+    _write_json(
+        d / CONFIG,
+        {"format": FORMAT, "naming": "public" if public_naming else "dsvl", "config": model.config.to_dict()},
+    )
     return d
 
 
@@ -162,15 +183,26 @@ def config_from_public(d: dict[str, Any]) -> VLMConfig:
     """A public DeepSeek-VL HF config.json -> our config (preset by vision class, LLM dims from the file)."""
     hybrid = "Hybrid" in str(d.get("vision_config", {}).get("cls", ""))
     lc = d["language_config"]
-    overrides = {k: lc[src] for k, src in (("n_layer", "num_hidden_layers"), ("n_embd", "hidden_size"),
-                 ("n_head", "num_attention_heads"), ("intermediate", "intermediate_size"),
-                 ("vocab_size", "vocab_size"), ("max_seq_len", "max_position_embeddings"),
-                 ("rope_theta", "rope_theta"), ("norm_eps", "rms_norm_eps")) if src in lc}
+    overrides = {
+        k: lc[src]
+        for k, src in (
+            ("n_layer", "num_hidden_layers"),
+            ("n_embd", "hidden_size"),
+            ("n_head", "num_attention_heads"),
+            ("intermediate", "intermediate_size"),
+            ("vocab_size", "vocab_size"),
+            ("max_seq_len", "max_position_embeddings"),
+            ("rope_theta", "rope_theta"),
+            ("norm_eps", "rms_norm_eps"),
+        )
+        if src in lc
+    }
     return VLMConfig.from_name("7b" if hybrid else "1.3b", **overrides)
 
 
-def load_model(directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
-               ) -> MultiModalityCausalLM:
+def load_model(
+    directory: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
+) -> MultiModalityCausalLM:
     """Build the model from a checkpoint directory (ours or public) without a throw-away random init."""
     d = Path(directory)
     meta = json.loads((d / CONFIG).read_text())

@@ -159,36 +159,73 @@ class VLMConfig:
             return kind(**kw)
 
         return cls(
-            name=d["name"], vision=tup(d.get("vision"), SigLIPConfig), sam=tup(d.get("sam"), SAMConfig),
-            aligner=tup(d["aligner"], AdaptorConfig), llm=tup(d["llm"], LLMConfig),
-            image_size=d["image_size"], image_tokens=d["image_tokens"], pad_color=tuple(d["pad_color"]),
-            min_image_side=d.get("min_image_side", 14), extra=d.get("extra", {}),
+            name=d["name"],
+            vision=tup(d.get("vision"), SigLIPConfig),
+            sam=tup(d.get("sam"), SAMConfig),
+            aligner=tup(d["aligner"], AdaptorConfig),
+            llm=tup(d["llm"], LLMConfig),
+            image_size=d["image_size"],
+            image_tokens=d["image_tokens"],
+            pad_color=tuple(d["pad_color"]),
+            min_image_side=d.get("min_image_side", 14),
+            extra=d.get("extra", {}),
         )
 
 
 def _tiny() -> VLMConfig:
     # Same code paths as 7b (hybrid, windowed + global SAM blocks with window padding, the hd branch),
     # but 16 image tokens and small widths so a forward+backward takes milliseconds on a CPU.
-    sam = SAMConfig(image_size=128, patch_size=16, width=48, layers=4, heads=2, window_size=3,
-                    global_attn_indexes=(1, 3), out_chans=32, interp_size=16, downsample_channels=(48, 64))
+    sam = SAMConfig(
+        image_size=128,
+        patch_size=16,
+        width=48,
+        layers=4,
+        heads=2,
+        window_size=3,
+        global_attn_indexes=(1, 3),
+        out_chans=32,
+        interp_size=16,
+        downsample_channels=(48, 64),
+    )
     vision = SigLIPConfig(image_size=64, patch_size=16, width=64, layers=2, heads=2)
     llm = LLMConfig(n_layer=2, n_embd=128, n_head=4, intermediate=344, vocab_size=512, max_seq_len=512)
-    return VLMConfig(name="tiny", vision=vision, sam=sam,
-                     aligner=AdaptorConfig("hybrid", high_dim=64, low_dim=64, n_embed=128), llm=llm,
-                     image_size=128, image_tokens=16, pad_color=(122, 116, 104))
+    return VLMConfig(
+        name="tiny",
+        vision=vision,
+        sam=sam,
+        aligner=AdaptorConfig("hybrid", high_dim=64, low_dim=64, n_embed=128),
+        llm=llm,
+        image_size=128,
+        image_tokens=16,
+        pad_color=(122, 116, 104),
+    )
 
 
 def _b1_3() -> VLMConfig:
     llm = LLMConfig(n_layer=24, n_embd=2048, n_head=16, intermediate=5632)
-    return VLMConfig(name="1.3b", vision=SigLIPConfig(), sam=None,
-                     aligner=AdaptorConfig("mlp", high_dim=0, low_dim=1024, n_embed=2048), llm=llm,
-                     image_size=384, image_tokens=576, pad_color=(127, 127, 127))
+    return VLMConfig(
+        name="1.3b",
+        vision=SigLIPConfig(),
+        sam=None,
+        aligner=AdaptorConfig("mlp", high_dim=0, low_dim=1024, n_embed=2048),
+        llm=llm,
+        image_size=384,
+        image_tokens=576,
+        pad_color=(127, 127, 127),
+    )
 
 
 def _b7() -> VLMConfig:
-    return VLMConfig(name="7b", vision=SigLIPConfig(), sam=SAMConfig(),
-                     aligner=AdaptorConfig("hybrid", high_dim=1024, low_dim=1024, n_embed=4096),
-                     llm=LLMConfig(), image_size=1024, image_tokens=576, pad_color=(122, 116, 104))
+    return VLMConfig(
+        name="7b",
+        vision=SigLIPConfig(),
+        sam=SAMConfig(),
+        aligner=AdaptorConfig("hybrid", high_dim=1024, low_dim=1024, n_embed=4096),
+        llm=LLMConfig(),
+        image_size=1024,
+        image_tokens=576,
+        pad_color=(122, 116, 104),
+    )
 
 
 PRESETS = {"tiny": _tiny, "1.3b": _b1_3, "7b": _b7}

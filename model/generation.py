@@ -51,8 +51,9 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
 
 
-def next_token(logits: torch.Tensor, seen: torch.Tensor, cfg: SamplingConfig,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def next_token(
+    logits: torch.Tensor, seen: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """logits (B, V) -> token ids (B,)."""
     logits = apply_repetition_penalty(logits.float(), seen, cfg.repetition_penalty)
     if not cfg.do_sample:

@@ -7,8 +7,8 @@ Padding is handled with an attention mask (left padding for generation, right pa
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from model.config import LLMConfig
@@ -49,8 +49,8 @@ class KVCache:
         end = self.length + t
         if end > self.max_len:
             raise ValueError(f"KV cache full: {end} > {self.max_len} tokens")
-        self.k[layer, :, :, self.length:end] = k.to(self.k.dtype)
-        self.v[layer, :, :, self.length:end] = v.to(self.v.dtype)
+        self.k[layer, :, :, self.length : end] = k.to(self.k.dtype)
+        self.v[layer, :, :, self.length : end] = v.to(self.v.dtype)
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
     def advance(self, t: int) -> None:
@@ -67,8 +67,15 @@ class Attention(nn.Module):
         self.wv = nn.Linear(d, d, bias=False)
         self.wo = nn.Linear(d, d, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: KVCache | None,
+        layer: int,
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q = self.wq(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, h, T, hd)
         k = self.wk(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
@@ -103,14 +110,22 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache, layer)
         return x + self.mlp(self.mlp_norm(x))
 
 
-def build_mask(attention_mask: torch.Tensor | None, T: int, past: int,
-               device: torch.device) -> torch.Tensor | None:
+def build_mask(
+    attention_mask: torch.Tensor | None, T: int, past: int, device: torch.device
+) -> torch.Tensor | None:
     """Boolean SDPA mask (B, 1, T, past + T): causal and not padding; None when plain causal suffices."""
     if attention_mask is None:
         if past == 0 or T == 1:
@@ -146,8 +161,13 @@ class LLaMA(nn.Module):
         emb = torch.cat((freqs, freqs), dim=-1)[:, None]
         return emb.cos().to(dtype), emb.sin().to(dtype)
 
-    def forward(self, input_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, kv_cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> torch.Tensor:
         """Token ids (B, T) or embeddings (B, T, d) -> logits (B, T, vocab).
 
         attention_mask (B, past + T): 1 for real tokens, 0 for padding, covering the cached tokens too.

@@ -33,7 +33,9 @@ class _Row:
 
 
 class VLChatProcessor:
-    def __init__(self, tokenizer: VLTokenizer, config: VLMConfig, system_prompt: str = DEFAULT_SYSTEM) -> None:
+    def __init__(
+        self, tokenizer: VLTokenizer, config: VLMConfig, system_prompt: str = DEFAULT_SYSTEM
+    ) -> None:
         self.tokenizer = tokenizer
         self.config = config
         self.system_prompt = system_prompt
@@ -118,8 +120,13 @@ class VLChatProcessor:
         return {"input_ids": ids, "labels": list(ids)}
 
     # ---- batching --------------------------------------------------------------------------------
-    def __call__(self, conversations: list[list[dict]], images: list[list[Image.Image]] | None = None,
-                 train: bool = True, max_length: int | None = None) -> dict[str, torch.Tensor | None]:
+    def __call__(
+        self,
+        conversations: list[list[dict]],
+        images: list[list[Image.Image]] | None = None,
+        train: bool = True,
+        max_length: int | None = None,
+    ) -> dict[str, torch.Tensor | None]:
         """Batch of conversations -> model inputs. Right padding when train, left padding otherwise."""
         images = images if images is not None else [[] for _ in conversations]
         if len(images) != len(conversations):
@@ -127,13 +134,16 @@ class VLChatProcessor:
         rows = [self._tokenize(c, list(ims), generation=not train) for c, ims in zip(conversations, images)]
         return self._collate(rows, left_pad=not train, max_length=max_length)
 
-    def collate_text(self, samples: list[dict[str, list[int]]],
-                     max_length: int | None = None) -> dict[str, torch.Tensor | None]:
+    def collate_text(
+        self, samples: list[dict[str, list[int]]], max_length: int | None = None
+    ) -> dict[str, torch.Tensor | None]:
         """Batch `encode_text` outputs (or packed rows with the same keys) with right padding."""
         rows = [_Row(s["input_ids"], s["labels"], [False] * len(s["input_ids"]), []) for s in samples]
         return self._collate(rows, left_pad=False, max_length=max_length)
 
-    def _collate(self, rows: list[_Row], left_pad: bool, max_length: int | None) -> dict[str, torch.Tensor | None]:
+    def _collate(
+        self, rows: list[_Row], left_pad: bool, max_length: int | None
+    ) -> dict[str, torch.Tensor | None]:
         if not rows:
             raise ValueError("empty batch")
         if max_length is not None:
@@ -141,7 +151,11 @@ class VLChatProcessor:
                 if len(r.ids) > max_length:
                     if any(r.image_pos[max_length:]):
                         raise ValueError(f"image tokens beyond max_length={max_length} ({len(r.ids)} tokens)")
-                    r.ids, r.labels, r.image_pos = r.ids[:max_length], r.labels[:max_length], r.image_pos[:max_length]
+                    r.ids, r.labels, r.image_pos = (
+                        r.ids[:max_length],
+                        r.labels[:max_length],
+                        r.image_pos[:max_length],
+                    )
         B, T = len(rows), max(len(r.ids) for r in rows)
         n_img = max(len(r.images) for r in rows)
         input_ids = torch.full((B, T), self.tokenizer.pad_id, dtype=torch.long)
@@ -162,8 +176,14 @@ class VLChatProcessor:
                 assert pixels is not None
                 pixels[b, i] = im
                 emb_mask[b, i] = True
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "pixel_values": pixels,
-                "images_seq_mask": seq_mask, "images_emb_mask": emb_mask}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "pixel_values": pixels,
+            "images_seq_mask": seq_mask,
+            "images_emb_mask": emb_mask,
+        }
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         ids = ids.tolist() if isinstance(ids, torch.Tensor) else ids

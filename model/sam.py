@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from model.config import SAMConfig
@@ -80,7 +80,9 @@ def window_partition(x: torch.Tensor, ws: int) -> tuple[torch.Tensor, tuple[int,
     return x.reshape(-1, ws, ws, C), (Hp, Wp)
 
 
-def window_unpartition(w: torch.Tensor, ws: int, pad_hw: tuple[int, int], hw: tuple[int, int]) -> torch.Tensor:
+def window_unpartition(
+    w: torch.Tensor, ws: int, pad_hw: tuple[int, int], hw: tuple[int, int]
+) -> torch.Tensor:
     Hp, Wp = pad_hw
     H, W = hw
     B = w.shape[0] // (Hp * Wp // ws // ws)
@@ -148,7 +150,8 @@ class SAMViTDet(nn.Module):
         self.patch_embed = PatchEmbed(cfg)
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.grid, cfg.grid, cfg.width))
         self.blocks = nn.ModuleList(
-            Block(cfg, 0 if i in cfg.global_attn_indexes else cfg.window_size) for i in range(cfg.layers))
+            Block(cfg, 0 if i in cfg.global_attn_indexes else cfg.window_size) for i in range(cfg.layers)
+        )
         self.neck = _neck(cfg)
         convs, c_in = [], cfg.out_chans
         for c_out in cfg.downsample_channels:
@@ -161,10 +164,12 @@ class SAMViTDet(nn.Module):
         self.init_buffers()
 
     def init_buffers(self, device: torch.device | str | None = None) -> None:
-        self.register_buffer("pixel_mean", torch.tensor(self.cfg.mean, device=device).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(self.cfg.std, device=device).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(self.cfg.mean, device=device).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(self.cfg.std, device=device).view(1, 3, 1, 1), persistent=False
+        )
 
     def _resize_down(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 256, 64, 64) -> bilinear to (B, 256, 96, 96) in fp32 -> convs -> (B, 1024, 24, 24)."""

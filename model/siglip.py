@@ -7,8 +7,8 @@ Input is an image in [0, 1]; the tower applies its own normalisation (mean/std 0
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from model.config import SigLIPConfig
@@ -74,10 +74,12 @@ class SigLIPViT(nn.Module):
 
     def init_buffers(self, device: torch.device | str | None = None) -> None:
         # non-persistent: constants of the preset, not weights (absent from public checkpoints too)
-        self.register_buffer("pixel_mean", torch.tensor(self.cfg.mean, device=device).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(self.cfg.std, device=device).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(self.cfg.mean, device=device).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "pixel_std", torch.tensor(self.cfg.std, device=device).view(1, 3, 1, 1), persistent=False
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, grid*grid, width), e.g. (B, 576, 1024) for SigLIP-L at 384."""

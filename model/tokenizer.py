@@ -100,15 +100,23 @@ def _record_texts(rec: dict) -> Iterator[str]:
             yield msg["content"]
 
 
-def train_tokenizer(texts: Iterable[str] | Iterable[str | Path], vocab_size: int = 8192,
-                    min_frequency: int = 2, from_files: bool = False) -> VLTokenizer:
+def train_tokenizer(
+    texts: Iterable[str] | Iterable[str | Path],
+    vocab_size: int = 8192,
+    min_frequency: int = 2,
+    from_files: bool = False,
+) -> VLTokenizer:
     """Train a byte-level BPE. `texts` is an iterator of strings, or of paths when from_files=True."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIALS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     source = iter_texts(texts) if from_files else iter(texts)  # type: ignore[arg-type]
     tok.train_from_iterator(source, trainer=trainer)
     return VLTokenizer(tok)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from model.adaptor import build_adaptor
 from model.config import VLMConfig
 from model.generation import SamplingConfig, next_token
-from model.llm import LLaMA, KVCache
+from model.llm import KVCache, LLaMA
 from model.sam import SAMViTDet
 from model.siglip import SigLIPViT
 
@@ -101,14 +101,23 @@ class MultiModalityCausalLM(nn.Module):
             low_images = images
         if low_images.shape[-1] != low_size:
             # the public tower takes its 384 view with torchvision Resize(antialias=True): bilinear
-            low_images = F.interpolate(low_images.float(), size=(low_size, low_size), mode="bilinear",
-                                       antialias=True, align_corners=False).to(images.dtype)
+            low_images = F.interpolate(
+                low_images.float(),
+                size=(low_size, low_size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            ).to(images.dtype)
         low = self.vision(low_images)  # (N, 576, 1024)
         return self.adaptor(high, low)  # (N, 576, d)
 
-    def prepare_inputs_embeds(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
-                              images_seq_mask: torch.Tensor | None = None,
-                              images_emb_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def prepare_inputs_embeds(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        images_seq_mask: torch.Tensor | None = None,
+        images_emb_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """input_ids (B, T); pixel_values (B, N, 3, S, S); images_seq_mask (B, T);
         images_emb_mask (B, N, n_tokens) -> inputs_embeds (B, T, d)."""
         embeds = self.llm.tok_embeddings(input_ids.clamp(min=0))  # (B, T, d)
@@ -124,10 +133,16 @@ class MultiModalityCausalLM(nn.Module):
             raise ValueError(f"{n_seq} image positions in the text but {feats.shape[0]} image embeddings")
         return embeds.masked_scatter(images_seq_mask[..., None], feats.to(embeds.dtype))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                pixel_values: torch.Tensor | None = None, images_seq_mask: torch.Tensor | None = None,
-                images_emb_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                **_: object) -> VLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        images_seq_mask: torch.Tensor | None = None,
+        images_emb_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **_: object,
+    ) -> VLMOutput:
         embeds = self.prepare_inputs_embeds(input_ids, pixel_values, images_seq_mask, images_emb_mask)
         mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
         logits = self.llm(inputs_embeds=embeds, attention_mask=mask)  # (B, T, V)
@@ -135,19 +150,29 @@ class MultiModalityCausalLM(nn.Module):
         if labels is not None:
             target = labels[:, 1:].reshape(-1)
             if bool((target != -100).any()):
-                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), target,
-                                       ignore_index=-100)
+                loss = F.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.shape[-1]).float(), target, ignore_index=-100
+                )
             else:  # nothing supervised in this batch: a zero that keeps the graph
                 loss = logits.sum() * 0.0
         return VLMOutput(loss=loss, logits=logits)
 
     # ---- generation ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 pixel_values: torch.Tensor | None = None, images_seq_mask: torch.Tensor | None = None,
-                 images_emb_mask: torch.Tensor | None = None, sampling: SamplingConfig | None = None,
-                 eos_id: int | None = None, pad_id: int = 0, use_cache: bool = True,
-                 generator: torch.Generator | None = None, **sampling_kw: object) -> torch.Tensor:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        images_seq_mask: torch.Tensor | None = None,
+        images_emb_mask: torch.Tensor | None = None,
+        sampling: SamplingConfig | None = None,
+        eos_id: int | None = None,
+        pad_id: int = 0,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+        **sampling_kw: object,
+    ) -> torch.Tensor:
         """Left-padded prompts (B, T) -> new tokens (B, n <= max_new_tokens), pad_id after EOS."""
         cfg = sampling or SamplingConfig(**sampling_kw)  # type: ignore[arg-type]
         B, T = input_ids.shape
@@ -190,7 +215,12 @@ def param_counts(model: MultiModalityCausalLM) -> dict[str, int]:
     parts = {k: sum(p.numel() for _, p in v) for k, v in model.part_parameters().items()}
     convs = sum(p.numel() for n, p in model.part_parameters()["adaptor"] if n.startswith("sam."))
     return {
-        "siglip": parts["siglip"], "sam": parts["sam"], "vision": parts["siglip"] + parts["sam"],
-        "adaptor_mlp": parts["adaptor"] - convs, "adaptor_convs": convs, "adaptor": parts["adaptor"],
-        "llm": parts["llm"], "total": sum(parts.values()),
+        "siglip": parts["siglip"],
+        "sam": parts["sam"],
+        "vision": parts["siglip"] + parts["sam"],
+        "adaptor_mlp": parts["adaptor"] - convs,
+        "adaptor_convs": convs,
+        "adaptor": parts["adaptor"],
+        "llm": parts["llm"],
+        "total": sum(parts.values()),
     }

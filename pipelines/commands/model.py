@@ -25,8 +25,9 @@ def info(
     from model.vlm import MultiModalityCausalLM, param_counts
 
     if preset not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}",
-                                 param_hint="--preset")
+        raise typer.BadParameter(
+            f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}", param_hint="--preset"
+        )
     cfg = VLMConfig.from_name(preset)
     with torch.device("meta"):
         counts = param_counts(MultiModalityCausalLM(cfg))
@@ -44,7 +45,9 @@ def info(
 
 def chat(
     question: Annotated[str, typer.Argument(help="The question about the image.")],
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint directory (config.json, weights, tokenizer.json).")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="Checkpoint directory (config.json, weights, tokenizer.json).")
+    ],
     image: Annotated[list[Path], typer.Option(help="Image file; repeat for several images.")],
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 128,
     temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 means greedy.")] = 0.0,
@@ -76,16 +79,30 @@ def chat(
     # one placeholder per image, in front of the question, unless the user placed them already
     n_ph = len(PLACEHOLDER.findall(question))
     if n_ph and n_ph != len(images):
-        raise typer.BadParameter(f"{n_ph} <image> placeholders but {len(images)} images", param_hint="--image")
+        raise typer.BadParameter(
+            f"{n_ph} <image> placeholders but {len(images)} images", param_hint="--image"
+        )
     prompt = question if n_ph else "<image>\n" * len(images) + question
     batch = proc([[{"role": "user", "content": prompt}]], [images], train=False)
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
-                              temperature=temperature if temperature > 0 else 1.0, top_p=top_p,
-                              repetition_penalty=repetition_penalty)
+    sampling = SamplingConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=temperature > 0,
+        temperature=temperature if temperature > 0 else 1.0,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+    )
     gen = torch.Generator().manual_seed(seed)
-    out = model.generate(batch["input_ids"], batch["attention_mask"], batch["pixel_values"],
-                         batch["images_seq_mask"], batch["images_emb_mask"], sampling=sampling,
-                         eos_id=tok.eos_id, pad_id=tok.pad_id, generator=gen)
+    out = model.generate(
+        batch["input_ids"],
+        batch["attention_mask"],
+        batch["pixel_values"],
+        batch["images_seq_mask"],
+        batch["images_emb_mask"],
+        sampling=sampling,
+        eos_id=tok.eos_id,
+        pad_id=tok.pad_id,
+        generator=gen,
+    )
     typer.echo(proc.decode(out[0]).strip())
 
 

@@ -56,7 +56,10 @@ def public_tiny_state(cfg: VLMConfig) -> dict[str, torch.Tensor]:
     s[low + "attn_pool.latent"] = (1, 1, v.width)  # present in the release, unused (ignore_head)
     s["vision_model.high_layer_norm.weight"] = (1024,)  # HybridVisionTower's unused norms
     s[high + "pos_embed"] = (1, sm.grid, sm.grid, sm.width)
-    s[high + "patch_embed.proj.weight"], s[high + "patch_embed.proj.bias"] = (sm.width, 3, 16, 16), (sm.width,)
+    s[high + "patch_embed.proj.weight"], s[high + "patch_embed.proj.bias"] = (
+        (sm.width, 3, 16, 16),
+        (sm.width,),
+    )
     for i in range(sm.layers):
         b = f"{high}blocks.{i}."
         r = sm.grid if i in sm.global_attn_indexes else sm.window_size
@@ -99,11 +102,17 @@ def test_public_naming_load(tiny_cfg):
     rep = ck.load_public_state_dict(m, pub)
     assert not rep.missing and not rep.unexpected
     assert len(rep.skipped) == 2 + tiny_cfg.llm.n_layer and rep.loaded == len(m.state_dict())
-    assert torch.equal(m.llm.layers[1].attn.wk.weight, pub["language_model.model.layers.1.self_attn.k_proj.weight"])
-    assert torch.equal(m.llm.layers[0].mlp.w_down.weight, pub["language_model.model.layers.0.mlp.down_proj.weight"])
+    assert torch.equal(
+        m.llm.layers[1].attn.wk.weight, pub["language_model.model.layers.1.self_attn.k_proj.weight"]
+    )
+    assert torch.equal(
+        m.llm.layers[0].mlp.w_down.weight, pub["language_model.model.layers.0.mlp.down_proj.weight"]
+    )
     assert torch.equal(m.adaptor.out_proj.bias, pub["aligner.layers.1.bias"])
-    assert torch.equal(m.sam.blocks[1].attn.rel_pos_h,
-                       pub["vision_model.vision_tower_high.vision_tower.blocks.1.attn.rel_pos_h"])
+    assert torch.equal(
+        m.sam.blocks[1].attn.rel_pos_h,
+        pub["vision_model.vision_tower_high.vision_tower.blocks.1.attn.rel_pos_h"],
+    )
     assert torch.equal(m.vision.pos_embed, pub["vision_model.vision_tower_low.vision_tower.pos_embed"])
     # and back: exporting gives the same public tensors
     out = ck.to_public_state_dict(m)
@@ -143,14 +152,30 @@ def test_public_names_of_the_big_presets():
 
 
 def test_public_config_json():
-    cfg = ck.config_from_public({
-        "vision_config": {"cls": "HybridVisionTower", "params": {}},
-        "aligner_config": {"cls": "MlpProjector", "params": {"projector_type": "low_high_hybrid_split_mlp_gelu"}},
-        "language_config": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 30,
-                            "num_attention_heads": 32, "vocab_size": 102400, "max_position_embeddings": 16384}})
+    cfg = ck.config_from_public(
+        {
+            "vision_config": {"cls": "HybridVisionTower", "params": {}},
+            "aligner_config": {
+                "cls": "MlpProjector",
+                "params": {"projector_type": "low_high_hybrid_split_mlp_gelu"},
+            },
+            "language_config": {
+                "hidden_size": 4096,
+                "intermediate_size": 11008,
+                "num_hidden_layers": 30,
+                "num_attention_heads": 32,
+                "vocab_size": 102400,
+                "max_position_embeddings": 16384,
+            },
+        }
+    )
     assert cfg.hybrid and cfg.llm.n_layer == 30 and cfg.llm.max_seq_len == 16384
-    small = ck.config_from_public({"vision_config": {"cls": "CLIPVisionTower"},
-                                   "language_config": {"hidden_size": 2048, "num_hidden_layers": 24}})
+    small = ck.config_from_public(
+        {
+            "vision_config": {"cls": "CLIPVisionTower"},
+            "language_config": {"hidden_size": 2048, "num_hidden_layers": 24},
+        }
+    )
     assert not small.hybrid and small.llm.n_embd == 2048
 
 

@@ -40,14 +40,36 @@ def test_chat_answers_with_a_checkpoint(tmp_path, tiny_cfg, tokenizer, processor
     save_model(m, tmp_path / "ckpt")
     tokenizer.save(tmp_path / "ckpt" / "tokenizer.json")
     picture().save(tmp_path / "img.png")
-    res = runner.invoke(app, ["chat", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "img.png"),
-                              "--max-new-tokens", "6", "--repetition-penalty", "1.0", "What is shown?"])
+    res = runner.invoke(
+        app,
+        [
+            "chat",
+            "--checkpoint",
+            str(tmp_path / "ckpt"),
+            "--image",
+            str(tmp_path / "img.png"),
+            "--max-new-tokens",
+            "6",
+            "--repetition-penalty",
+            "1.0",
+            "What is shown?",
+        ],
+    )
     assert res.exit_code == 0, res.output
     b = processor([[{"role": "user", "content": "<image>\nWhat is shown?"}]], [[picture()]], train=False)
-    out = m.generate(b["input_ids"], b["attention_mask"], b["pixel_values"], b["images_seq_mask"],
-                     b["images_emb_mask"], max_new_tokens=6, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+    out = m.generate(
+        b["input_ids"],
+        b["attention_mask"],
+        b["pixel_values"],
+        b["images_seq_mask"],
+        b["images_emb_mask"],
+        max_new_tokens=6,
+        eos_id=tokenizer.eos_id,
+        pad_id=tokenizer.pad_id,
+    )
     assert res.output.strip() == processor.decode(out[0]).strip()
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    bad = runner.invoke(app, ["chat", "--checkpoint", str(tmp_path / "ckpt"), "--image",
-                              str(tmp_path / "broken.png"), "hi"])
+    bad = runner.invoke(
+        app, ["chat", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "broken.png"), "hi"]
+    )
     assert bad.exit_code != 0 and "unreadable image" in bad.output

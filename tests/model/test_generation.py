@@ -19,9 +19,11 @@ def model64(tiny_cfg):
 
 
 def prompts(processor):
-    convs = [[{"role": "user", "content": "<image>\nWhat is the red shape?"}],
-             [{"role": "user", "content": "Describe both: <image> and <image>"}],
-             [{"role": "user", "content": "Say hello."}]]
+    convs = [
+        [{"role": "user", "content": "<image>\nWhat is the red shape?"}],
+        [{"role": "user", "content": "Describe both: <image> and <image>"}],
+        [{"role": "user", "content": "Say hello."}],
+    ]
     b = processor(convs, [[picture()], [picture(80, 160), picture(50, 50, (0, 200, 0))], []], train=False)
     b["pixel_values"] = b["pixel_values"].double()
     b.pop("labels")
@@ -31,7 +33,7 @@ def prompts(processor):
 def test_kv_cache_equals_full_recomputation(model64, processor, tokenizer):
     b = prompts(processor)
     assert b["attention_mask"][:, 0].tolist() == [0, 1, 0]  # left padded, the 2-image prompt is longest
-    kw = dict(max_new_tokens=12, eos_id=None, pad_id=tokenizer.pad_id)
+    kw = {"max_new_tokens": 12, "eos_id": None, "pad_id": tokenizer.pad_id}
     cached = model64.generate(**b, use_cache=True, **kw)
     full = model64.generate(**b, use_cache=False, **kw)
     assert cached.shape == (3, 12) and torch.equal(cached, full)
@@ -46,15 +48,18 @@ def test_cached_logits_match_a_single_forward(model64, processor):
     b = prompts(processor)
     from model.llm import KVCache
 
-    emb = model64.prepare_inputs_embeds(b["input_ids"], b["pixel_values"], b["images_seq_mask"],
-                                        b["images_emb_mask"])
+    emb = model64.prepare_inputs_embeds(
+        b["input_ids"], b["pixel_values"], b["images_seq_mask"], b["images_emb_mask"]
+    )
     am = b["attention_mask"]
     full = model64.llm(inputs_embeds=emb, attention_mask=am)
     cache = KVCache(model64.config.llm.n_layer, emb.shape[1])
     T0 = emb.shape[1] - 5
     parts = [model64.llm(inputs_embeds=emb[:, :T0], attention_mask=am[:, :T0], kv_cache=cache)]
     for t in range(T0, emb.shape[1]):
-        parts.append(model64.llm(inputs_embeds=emb[:, t:t + 1], attention_mask=am[:, :t + 1], kv_cache=cache))
+        parts.append(
+            model64.llm(inputs_embeds=emb[:, t : t + 1], attention_mask=am[:, : t + 1], kv_cache=cache)
+        )
     got = torch.cat(parts, 1)
     real = am.bool()
     assert torch.allclose(got[real], full[real], atol=1e-9)
@@ -62,7 +67,7 @@ def test_cached_logits_match_a_single_forward(model64, processor):
 
 def test_left_padding_does_not_change_the_answer(model64, processor, tokenizer):
     b = prompts(processor)
-    kw = dict(max_new_tokens=8, eos_id=None, pad_id=tokenizer.pad_id)
+    kw = {"max_new_tokens": 8, "eos_id": None, "pad_id": tokenizer.pad_id}
     batched = model64.generate(**b, **kw)
     single = processor([[{"role": "user", "content": "Say hello."}]], train=False)
     single.pop("labels")
@@ -88,7 +93,10 @@ def test_top_p_and_repetition_penalty():
     seen = torch.tensor([[True, False, False, False]])
     assert next_token(torch.tensor([[3.0, 2.9, 0.0, 0.0]]), seen, SamplingConfig(repetition_penalty=1.2)) == 1
     g = torch.Generator().manual_seed(0)
-    draws = [int(next_token(logits, seen & False, SamplingConfig(do_sample=True, top_p=0.7), g)) for _ in range(200)]
+    draws = [
+        int(next_token(logits, seen & False, SamplingConfig(do_sample=True, top_p=0.7), g))
+        for _ in range(200)
+    ]
     assert set(draws) == {0, 1}
     with pytest.raises(ValueError):
         SamplingConfig(do_sample=True, temperature=0)

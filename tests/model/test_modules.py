@@ -32,7 +32,7 @@ def test_rel_pos_attention_matches_explicit_softmax():
     # reference: the SAM formula written out, logits + q·R_h + q·R_w, explicit softmax
     B, H, W, C = x.shape
     q, k, v = attn.qkv(x).view(B, H * W, 3, 2, 8).permute(2, 0, 3, 1, 4)
-    logits = (q * 8 ** -0.5) @ k.transpose(-2, -1)  # (B, h, HW, HW)
+    logits = (q * 8**-0.5) @ k.transpose(-2, -1)  # (B, h, HW, HW)
     Rh, Rw = get_rel_pos(H, H, attn.rel_pos_h), get_rel_pos(W, W, attn.rel_pos_w)
     bias = torch.zeros(B, 2, H, W, H, W)
     qg = q.view(B, 2, H, W, 8)
@@ -40,7 +40,9 @@ def test_rel_pos_attention_matches_explicit_softmax():
         for j in range(W):
             for a in range(H):
                 for b in range(W):
-                    bias[:, :, i, j, a, b] = (qg[:, :, i, j] * Rh[i, a]).sum(-1) + (qg[:, :, i, j] * Rw[j, b]).sum(-1)
+                    bias[:, :, i, j, a, b] = (qg[:, :, i, j] * Rh[i, a]).sum(-1) + (
+                        qg[:, :, i, j] * Rw[j, b]
+                    ).sum(-1)
     y = (logits + bias.view(B, 2, H * W, H * W)).softmax(-1) @ v
     ref = attn.proj(y.transpose(1, 2).reshape(B, H, W, C))
     assert torch.allclose(got, ref, atol=1e-5)
@@ -54,8 +56,17 @@ def test_get_rel_pos_offsets():
 
 def test_hd_branch_is_zero_at_init_and_live_after():
     torch.manual_seed(0)
-    cfg = SAMConfig(image_size=64, width=32, layers=3, heads=2, window_size=2, global_attn_indexes=(1,),
-                    out_chans=16, interp_size=8, downsample_channels=(16, 24))
+    cfg = SAMConfig(
+        image_size=64,
+        width=32,
+        layers=3,
+        heads=2,
+        window_size=2,
+        global_attn_indexes=(1,),
+        out_chans=16,
+        interp_size=8,
+        downsample_channels=(16, 24),
+    )
     sam = SAMViTDet(cfg)
     x = torch.rand(2, 3, 64, 64)
     base = sam(x)
@@ -74,8 +85,17 @@ def test_hd_branch_is_zero_at_init_and_live_after():
 
 
 def test_sam_interpolation_is_fp32_under_bf16():
-    cfg = SAMConfig(image_size=64, width=32, layers=2, heads=2, window_size=2, global_attn_indexes=(1,),
-                    out_chans=16, interp_size=6, downsample_channels=(16, 24))
+    cfg = SAMConfig(
+        image_size=64,
+        width=32,
+        layers=2,
+        heads=2,
+        window_size=2,
+        global_attn_indexes=(1,),
+        out_chans=16,
+        interp_size=6,
+        downsample_channels=(16, 24),
+    )
     sam = SAMViTDet(cfg).to(torch.bfloat16)
     out = sam(torch.rand(1, 3, 64, 64, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and out.shape == (1, 4, 24) and torch.isfinite(out.float()).all()
@@ -136,8 +156,14 @@ def test_grad_checkpointing_gives_the_same_gradients(tiny_cfg):
     ids = torch.randint(4, 300, (2, 24))
     seq = torch.zeros(2, 24, dtype=torch.bool)
     seq[:, 2:18] = True
-    batch = dict(input_ids=ids, attention_mask=torch.ones(2, 24), pixel_values=torch.rand(2, 1, 3, 128, 128),
-                 images_seq_mask=seq, images_emb_mask=torch.ones(2, 1, 16, dtype=torch.bool), labels=ids)
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones(2, 24),
+        "labels": ids,
+        "pixel_values": torch.rand(2, 1, 3, 128, 128),
+        "images_seq_mask": seq,
+        "images_emb_mask": torch.ones(2, 1, 16, dtype=torch.bool),
+    }
     m(**batch).loss.backward()
     ref = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
     m.zero_grad()

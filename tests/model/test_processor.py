@@ -1,4 +1,4 @@
-"""Processor: image squares with the pad colour, chat template, placeholder expansion, label masks, padding."""
+"""Processor: padded image squares, chat template, placeholder expansion, label masks, padding."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def test_image_is_resized_and_centred_on_the_pad_colour(processor):
     assert torch.allclose(x[:, 31, 64], pad) and not torch.allclose(x[:, 32, 1], pad)
     assert torch.allclose(x[:, 64, 64], torch.tensor([220, 30, 30]) / 255, atol=0.02)  # the red square
     tall = processor.preprocess_image(picture(50, 400))
-    assert torch.allclose(tall[:, 64, 0], pad) and torch.allclose(tall[:, 64, 64], torch.tensor([220, 30, 30]) / 255,
-                                                                    atol=0.02)
+    assert torch.allclose(tall[:, 64, 0], pad) and torch.allclose(
+        tall[:, 64, 64], torch.tensor([220, 30, 30]) / 255, atol=0.02
+    )
 
 
 def test_transparent_and_odd_images(processor):
@@ -33,31 +34,43 @@ def test_transparent_and_odd_images(processor):
 
 
 def test_template_and_label_masks(processor, tokenizer):
-    conv = [{"role": "user", "content": "<image>\nWhat is it?"}, {"role": "assistant", "content": "A red box."},
-            {"role": "user", "content": "Sure?"}, {"role": "assistant", "content": "Yes."}]
+    conv = [
+        {"role": "user", "content": "<image>\nWhat is it?"},
+        {"role": "assistant", "content": "A red box."},
+        {"role": "user", "content": "Sure?"},
+        {"role": "assistant", "content": "Yes."},
+    ]
     b = processor([conv], [[picture()]], train=True)
     ids, labels = b["input_ids"][0].tolist(), b["labels"][0].tolist()
     assert ids[0] == tokenizer.bos_id
     n = processor.image_tokens
     assert ids.count(tokenizer.image_id) == n and b["images_seq_mask"][0].sum() == n
     first = ids.index(tokenizer.image_id)
-    assert ids[first:first + n] == [tokenizer.image_id] * n  # one contiguous run per image
+    assert ids[first : first + n] == [tokenizer.image_id] * n  # one contiguous run per image
     text = tokenizer.decode(ids, skip_special_tokens=False).replace("<image_placeholder>", "")
-    assert text == (f"<｜begin▁of▁sentence｜>{DEFAULT_SYSTEM}\n\nUser: \nWhat is it?\n\nAssistant: A red box."
-                    "<｜end▁of▁sentence｜>User: Sure?\n\nAssistant: Yes.<｜end▁of▁sentence｜>")
+    assert text == (
+        f"<｜begin▁of▁sentence｜>{DEFAULT_SYSTEM}\n\nUser: \nWhat is it?\n\nAssistant: A red box."
+        "<｜end▁of▁sentence｜>User: Sure?\n\nAssistant: Yes.<｜end▁of▁sentence｜>"
+    )
     supervised = [t for t in labels if t != -100]
-    assert tokenizer.decode(supervised, skip_special_tokens=False) == \
-        " A red box.<｜end▁of▁sentence｜> Yes.<｜end▁of▁sentence｜>"
+    assert (
+        tokenizer.decode(supervised, skip_special_tokens=False)
+        == " A red box.<｜end▁of▁sentence｜> Yes.<｜end▁of▁sentence｜>"
+    )
     assert all(labels[i] == -100 for i in range(len(ids)) if b["images_seq_mask"][0, i])
 
 
 def test_batch_padding_sides_and_several_images(processor, tokenizer):
-    convs = [[{"role": "user", "content": "<image> vs <image>"}, {"role": "assistant", "content": "Same."}],
-             [{"role": "user", "content": "No image here."}, {"role": "assistant", "content": "Fine."}]]
+    convs = [
+        [{"role": "user", "content": "<image> vs <image>"}, {"role": "assistant", "content": "Same."}],
+        [{"role": "user", "content": "No image here."}, {"role": "assistant", "content": "Fine."}],
+    ]
     ims = [[picture(), picture(30, 90)], []]
     tr = processor(convs, ims, train=True)
     assert tr["pixel_values"].shape == (2, 2, 3, 128, 128)
-    assert tr["images_emb_mask"].tolist()[1] == [[False] * 16, [False] * 16] and tr["images_emb_mask"][0].all()
+    assert (
+        tr["images_emb_mask"].tolist()[1] == [[False] * 16, [False] * 16] and tr["images_emb_mask"][0].all()
+    )
     assert tr["images_seq_mask"].sum() == tr["images_emb_mask"].sum() == 32
     assert tr["attention_mask"][1, 0] == 1 and tr["attention_mask"][1, -1] == 0  # right padding
     assert tr["input_ids"][1, -1] == tokenizer.pad_id and tr["labels"][1, -1] == -100
@@ -72,7 +85,9 @@ def test_placeholder_count_must_match(processor):
     with pytest.raises(ValueError, match="unknown role"):
         processor([[{"role": "robot", "content": "hi"}]])
     with pytest.raises(ValueError, match="image tokens beyond max_length"):
-        processor([[{"role": "user", "content": "long text " * 30 + "<image>"}]], [[picture()]], max_length=64)
+        processor(
+            [[{"role": "user", "content": "long text " * 30 + "<image>"}]], [[picture()]], max_length=64
+        )
 
 
 def test_special_strings_in_data_stay_text(processor, tokenizer):

@@ -36,9 +36,18 @@ def test_train_from_files_and_shards(tmp_path):
     (tmp_path / "b.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in CORPUS[:5]) + "\n\n")
     shard = tmp_path / "s-000000.tar"
     with tarfile.open(shard, "w") as tf:
-        for i, rec in enumerate([{"key": "k0", "text": "shard text sample"},
-                                 {"key": "k1", "messages": [{"role": "user", "content": "question <image>"},
-                                                            {"role": "assistant", "content": "answer"}]}]):
+        for i, rec in enumerate(
+            [
+                {"key": "k0", "text": "shard text sample"},
+                {
+                    "key": "k1",
+                    "messages": [
+                        {"role": "user", "content": "question <image>"},
+                        {"role": "assistant", "content": "answer"},
+                    ],
+                },
+            ]
+        ):
             data = json.dumps(rec).encode()
             info = tarfile.TarInfo(f"k{i}.json")
             info.size = len(data)

@@ -10,10 +10,16 @@ from .conftest import picture
 
 
 def batch(processor):
-    convs = [[{"role": "user", "content": "<image>\nWhat colour is the square?"},
-              {"role": "assistant", "content": "The square is red."}],
-             [{"role": "user", "content": "Compare <image> with <image>"},
-              {"role": "assistant", "content": "The first is tall, the second is green."}]]
+    convs = [
+        [
+            {"role": "user", "content": "<image>\nWhat colour is the square?"},
+            {"role": "assistant", "content": "The square is red."},
+        ],
+        [
+            {"role": "user", "content": "Compare <image> with <image>"},
+            {"role": "assistant", "content": "The first is tall, the second is green."},
+        ],
+    ]
     ims = [[picture()], [picture(80, 160), picture(60, 60, (0, 200, 0))]]
     return processor(convs, ims, train=True)
 
@@ -37,10 +43,18 @@ def test_tiny_overfits_one_batch(processor, tiny_cfg):
     # and the frozen SAM tower did not move while the adaptor's downsample convs did
     assert m.sam.blocks[0].attn.qkv.weight.grad is None
     m.eval()
-    g = processor([[{"role": "user", "content": "<image>\nWhat colour is the square?"}]], [[picture()]],
-                  train=False)
-    out = m.generate(g["input_ids"], g["attention_mask"], g["pixel_values"], g["images_seq_mask"],
-                     g["images_emb_mask"], max_new_tokens=12, eos_id=processor.tokenizer.eos_id)
+    g = processor(
+        [[{"role": "user", "content": "<image>\nWhat colour is the square?"}]], [[picture()]], train=False
+    )
+    out = m.generate(
+        g["input_ids"],
+        g["attention_mask"],
+        g["pixel_values"],
+        g["images_seq_mask"],
+        g["images_emb_mask"],
+        max_new_tokens=12,
+        eos_id=processor.tokenizer.eos_id,
+    )
     assert processor.decode(out[0]).strip() == "The square is red."
 
 
@@ -73,7 +87,10 @@ def test_bf16_autocast_forward_backward(processor, tiny_cfg):
 def test_text_only_batch(processor, tiny_cfg):
     torch.manual_seed(0)
     m = MultiModalityCausalLM(tiny_cfg)
-    enc = [processor.encode_text("A short text sample."), processor.encode_text("Another, longer text sample here.")]
+    enc = [
+        processor.encode_text("A short text sample."),
+        processor.encode_text("Another, longer text sample here."),
+    ]
     b = processor.collate_text(enc)
     assert b["pixel_values"] is None and b["attention_mask"][0].sum() < b["attention_mask"][1].sum()
     out = m(**b)
