@@ -5,7 +5,7 @@ Each tag records its confidence and source (`rule:task`, `rule:keyword`, `fastte
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pydantic import Field
 

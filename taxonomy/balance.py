@@ -51,7 +51,7 @@ def plan_targets(counts: dict[str, int], weights: dict[str, float], total: int, 
         free -= capped
     out = {}
     for leaf, n in counts.items():
-        d = int(round(want.get(leaf, 0.0)))
+        d = round(want.get(leaf, 0.0))
         if weights.get(leaf, 0.0) > 0:
             d = max(d, min(floor, n * max_repeat))
         out[leaf] = d
@@ -95,7 +95,7 @@ def balance_table(candidates: pa.Table, tax: Taxonomy, cfg: BalanceConfig
     rid = t.column("rid").to_numpy()
     n_per_leaf = np.array([counts[leaf] for leaf in leaves], np.int64)
     weights = {n.id: n.weight for n in tax.labelable()}
-    eligible = int(len(rid))
+    eligible = len(rid)
     total = cfg.total or eligible
     plan = plan_targets(counts, weights, total, cfg.max_repeat, cfg.floor)
 
@@ -132,7 +132,7 @@ def balance_table(candidates: pa.Table, tax: Taxonomy, cfg: BalanceConfig
     missing = sorted(k for k, w in weights.items() if w > 0 and k not in counts)
     report = {
         "rows_in": n_rows, "tagged_rows": eligible, "untouched_rows": n_rows - eligible,
-        "rows_out": int(keep.sum()), "removed": int(len(gone)),
+        "rows_out": int(keep.sum()), "removed": len(gone),
         "balanced_total": int(sum(achieved_counts.values())), "target_total": int(total),
         "upsampled_rows": int((rep > 1).sum()), "max_repeat_used": int(rep.max()) if len(rep) else 0,
         "capped_leaves": sorted(k for k in counts if plan[k] == counts[k] * cfg.max_repeat > counts[k]),

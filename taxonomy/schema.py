@@ -11,9 +11,10 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -70,7 +71,7 @@ class Taxonomy(BaseModel):
     nodes: list[Node]
 
     @model_validator(mode="after")
-    def _check(self) -> "Taxonomy":
+    def _check(self) -> Taxonomy:
         errors: list[str] = []
         dup = [i for i, c in Counter(n.id for n in self.nodes).items() if c > 1]
         if dup:
@@ -178,7 +179,7 @@ def load(path: str | Path = DEFAULT_PATH) -> Taxonomy:
     text = Path(path).read_text(encoding="utf-8")
     data = yaml.load(text, Loader=_Loader)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: not a YAML mapping")
+        raise ValueError(f"{path}: not a YAML mapping")  # noqa: TRY004 - callers report ValueErrors
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as e:

@@ -7,7 +7,7 @@ import getpass
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,7 +58,7 @@ def validate(file: Annotated[Path, typer.Argument(help="taxonomy YAML to check")
 
 
 @tx.command()
-def show(file: FileOpt = None, catalog: Annotated[Optional[Path], typer.Option(
+def show(file: FileOpt = None, catalog: Annotated[Path | None, typer.Option(
         help="build dir or catalog.duckdb: show sample counts per node")] = None) -> None:
     """Print the tree (with sample counts per node when a catalog is given)."""
     from taxonomy.catalog import Catalog
@@ -86,13 +86,13 @@ def show(file: FileOpt = None, catalog: Annotated[Optional[Path], typer.Option(
 
 @tx.command()
 def add(name: Annotated[str, typer.Argument(help="display name")],
-        parent: Annotated[Optional[str], typer.Option(help="parent id (none: a main category)")] = None,
-        id: Annotated[Optional[str], typer.Option("--id", help="id slug (default: from the name)")] = None,
-        kind: Annotated[Optional[str], typer.Option(help="main | secondary | leaf")] = None,
+        parent: Annotated[str | None, typer.Option(help="parent id (none: a main category)")] = None,
+        id: Annotated[str | None, typer.Option("--id", help="id slug (default: from the name)")] = None,
+        kind: Annotated[str | None, typer.Option(help="main | secondary | leaf")] = None,
         description: Annotated[str, typer.Option(help="what belongs here")] = "",
-        weight: Annotated[Optional[float], typer.Option(help="target weight")] = None,
-        keyword: Annotated[Optional[list[str]], typer.Option(help="keyword for the rule tagger (repeat)")] = None,
-        example: Annotated[Optional[list[str]], typer.Option(help="example prompt (repeat)")] = None,
+        weight: Annotated[float | None, typer.Option(help="target weight")] = None,
+        keyword: Annotated[list[str] | None, typer.Option(help="keyword for the rule tagger (repeat)")] = None,
+        example: Annotated[list[str] | None, typer.Option(help="example prompt (repeat)")] = None,
         file: FileOpt = None, who: WhoOpt = "") -> None:
     """Add a node."""
     _edit(file, "add", who, name=name, parent=parent, id=id, kind=kind, description=description,
@@ -101,8 +101,8 @@ def add(name: Annotated[str, typer.Argument(help="display name")],
 
 @tx.command()
 def rename(id: Annotated[str, typer.Argument(help="node id")],
-           name: Annotated[Optional[str], typer.Option(help="new display name")] = None,
-           new_id: Annotated[Optional[str], typer.Option(help="new id (the old one becomes an alias)")] = None,
+           name: Annotated[str | None, typer.Option(help="new display name")] = None,
+           new_id: Annotated[str | None, typer.Option(help="new id (the old one becomes an alias)")] = None,
            file: FileOpt = None, who: WhoOpt = "") -> None:
     """Rename a node; a new id leaves an alias so old tags migrate."""
     _edit(file, "rename", who, id=id, name=name, new_id=new_id)
@@ -152,9 +152,9 @@ def migrate(catalog: Annotated[Path, typer.Argument(help="build dir or catalog.d
 @tx.command()
 def serve(host: Annotated[str, typer.Option(help="bind address; anything but loopback needs --token")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port")] = 8765,
-          token: Annotated[Optional[str], typer.Option(envvar="DSVL_TAXONOMY_TOKEN", help="API token")] = None,
-          catalog: Annotated[Optional[Path], typer.Option(help="build dir or catalog.duckdb to label")] = None,
-          annotations: Annotated[Optional[Path], typer.Option(
+          token: Annotated[str | None, typer.Option(envvar="DSVL_TAXONOMY_TOKEN", help="API token")] = None,
+          catalog: Annotated[Path | None, typer.Option(help="build dir or catalog.duckdb to label")] = None,
+          annotations: Annotated[Path | None, typer.Option(
               help="labels DuckDB (default: annotations.duckdb beside the catalog)")] = None,
           file: FileOpt = None) -> None:
     """Serve the annotators' web app (edit the taxonomy, label samples)."""
@@ -175,7 +175,7 @@ def serve(host: Annotated[str, typer.Option(help="bind address; anything but loo
 @tx.command("train-tagger")
 def train_tagger(catalog: Annotated[Path, typer.Option(help="build dir or catalog.duckdb with labelled samples")],
                  out: Annotated[Path, typer.Option(help="where to write the fastText model")],
-                 annotations: Annotated[Optional[Path], typer.Option(help="labels DuckDB")] = None,
+                 annotations: Annotated[Path | None, typer.Option(help="labels DuckDB")] = None,
                  holdout: Annotated[float, typer.Option(help="share held out for accuracy")] = 0.2,
                  seed: Annotated[int, typer.Option(help="split and training seed")] = 0,
                  epoch: Annotated[int, typer.Option(help="fastText epochs")] = 30,

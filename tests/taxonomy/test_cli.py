@@ -79,7 +79,6 @@ def test_train_tagger(tmp_path: Path):
     write_catalog(tmp_path, samples, {})
     store = LabelStore(tmp_path / "annotations.duckdb")
     import duckdb
-
     import pyarrow as pa
 
     rows = pa.table({"key": [k for k, _, _ in prompts], "labels": [ids for _, _, ids in prompts]})
