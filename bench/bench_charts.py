@@ -103,7 +103,8 @@ def run(quick: bool) -> dict:
     }
     import ray
 
-    ray.init(num_cpus=min(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False,
+    # address="local": our own embedded cluster, never one another process left running here
+    ray.init(address="local", num_cpus=min(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False,
              logging_level="ERROR")
     runs: dict[int, list[dict]] = {1: [], 2: []}
     try:

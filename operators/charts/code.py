@@ -7,6 +7,7 @@ inside a clean rc context, so `python chart.py` redraws the same PNG bytes with 
 from __future__ import annotations
 
 import io
+import json
 import warnings
 
 from operators.base import Reject
@@ -15,17 +16,34 @@ from operators.charts.style import ChartStyle
 OUTPUT_NAME = "chart.png"
 
 
+def literal(x: object) -> str:
+    """A Python literal in one consistent style (double-quoted strings, non-ASCII kept readable)."""
+    if isinstance(x, str):
+        return json.dumps(x, ensure_ascii=False)  # a JSON string is also a valid Python string literal
+    if isinstance(x, bool) or x is None:
+        return repr(x)
+    if isinstance(x, (int, float)):
+        return repr(x)
+    if isinstance(x, tuple):
+        return "(" + ", ".join(literal(v) for v in x) + ("," if len(x) == 1 else "") + ")"
+    if isinstance(x, list):
+        return "[" + ", ".join(literal(v) for v in x) + "]"
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in x.items()) + "}"
+    raise TypeError(f"no literal for {type(x).__name__}")
+
+
 def script(body: list[str], style: ChartStyle) -> str:
     """The full script: imports, style, rcParams, the kind's body, layout and savefig."""
-    rc = ",\n".join(f"    {k!r}: {v!r}" for k, v in style.rc().items())
+    rc = ",\n".join(f"    {literal(k)}: {literal(v)}" for k, v in style.rc().items())
     head = ["import matplotlib", "", 'matplotlib.use("Agg")', "import matplotlib.pyplot as plt  # noqa: E402", "",
-            f"plt.style.use({style.sheet!r})", "plt.rcParams.update({\n" + rc + ",\n})", ""]
+            f"plt.style.use({literal(style.sheet)})", "plt.rcParams.update({\n" + rc + ",\n})", ""]
     tail = ["fig.tight_layout()", save_line(style)]
     return "\n".join(head + body + tail) + "\n"
 
 
 def save_line(style: ChartStyle) -> str:
-    return f'fig.savefig({OUTPUT_NAME!r}, dpi={style.dpi}, metadata={{"Software": None}})'
+    return f'fig.savefig({literal(OUTPUT_NAME)}, dpi={style.dpi}, metadata={{"Software": None}})'
 
 
 def render(code: str, style: ChartStyle) -> bytes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from operators.charts import data as D
+from operators.charts.code import literal
 from operators.charts.data import ChartTable
 from operators.charts.style import ChartStyle
 
@@ -25,7 +26,7 @@ class KindSpec:
 
 def _r(x: object) -> str:
     """A Python literal; floats keep the table's rounding, so code and table hold the same numbers."""
-    return repr(x)
+    return literal(x)
 
 
 def _n(rng: np.random.Generator, lo: int, hi: int, cap: int) -> int:
