@@ -24,8 +24,9 @@ STAGE_PARTS = {1: ("adaptor",), 2: ("llm", "adaptor"), 3: ("llm", "adaptor", "si
 
 @dataclass
 class VLMOutput:
-    loss: torch.Tensor | None
+    loss: torch.Tensor | None  # mean over supervised tokens
     logits: torch.Tensor  # (B, T, vocab)
+    n_tokens: int = 0  # supervised tokens behind `loss`, for token-weighted accumulation
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -126,7 +127,9 @@ class MultiModalityCausalLM(nn.Module):
         if images_emb_mask is None:
             raise ValueError("images_emb_mask is required with pixel_values")
         valid = images_emb_mask.any(-1)  # (B, N): padding images are never encoded
-        img = self.encode_images(pixel_values[valid])  # (M, n_tokens, d)
+        # a bf16 model is fed bf16 pixels; under autocast the weights stay fp32 and this is a no-op
+        pixels = pixel_values[valid].to(self.vision.patch_embed.proj.weight.dtype)
+        img = self.encode_images(pixels)  # (M, n_tokens, d)
         feats = img[images_emb_mask[valid]]  # (sum of image tokens, d), in (b, n, t) order
         n_seq = int(images_seq_mask.sum())
         if feats.shape[0] != n_seq:
@@ -146,16 +149,17 @@ class MultiModalityCausalLM(nn.Module):
         embeds = self.prepare_inputs_embeds(input_ids, pixel_values, images_seq_mask, images_emb_mask)
         mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
         logits = self.llm(inputs_embeds=embeds, attention_mask=mask)  # (B, T, V)
-        loss = None
+        loss, n_tokens = None, 0
         if labels is not None:
             target = labels[:, 1:].reshape(-1)
-            if bool((target != -100).any()):
+            n_tokens = int((target != -100).sum())
+            if n_tokens:
                 loss = F.cross_entropy(
                     logits[:, :-1].reshape(-1, logits.shape[-1]).float(), target, ignore_index=-100
                 )
             else:  # nothing supervised in this batch: a zero that keeps the graph
                 loss = logits.sum() * 0.0
-        return VLMOutput(loss=loss, logits=logits)
+        return VLMOutput(loss=loss, logits=logits, n_tokens=n_tokens)
 
     # ---- generation ---------------------------------------------------------------------------------
     @torch.no_grad()

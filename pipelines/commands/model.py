@@ -54,6 +54,8 @@ def chat(
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     repetition_penalty: Annotated[float, typer.Option(help="Penalty for tokens already seen.")] = 1.1,
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 0,
+    dtype: Annotated[str, typer.Option(help="Weights dtype: float32 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
 ) -> None:
     """Answer one question about one or more images with a trained checkpoint."""
     import torch
@@ -73,7 +75,10 @@ def chat(
             im.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise typer.BadParameter(f"unreadable image: {e}", param_hint="--image") from e
-    model = load_model(checkpoint)
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise typer.BadParameter(f"unknown dtype {dtype!r}; known: {', '.join(dtypes)}", param_hint="--dtype")
+    model = load_model(checkpoint, device=device, dtype=dtypes[dtype])
     tok = VLTokenizer.from_file(checkpoint / "tokenizer.json")
     proc = VLChatProcessor(tok, model.config)
     # one placeholder per image, in front of the question, unless the user placed them already
@@ -83,7 +88,10 @@ def chat(
             f"{n_ph} <image> placeholders but {len(images)} images", param_hint="--image"
         )
     prompt = question if n_ph else "<image>\n" * len(images) + question
-    batch = proc([[{"role": "user", "content": prompt}]], [images], train=False)
+    batch = {
+        k: v.to(device) if v is not None else None
+        for k, v in proc([[{"role": "user", "content": prompt}]], [images], train=False).items()
+    }
     sampling = SamplingConfig(
         max_new_tokens=max_new_tokens,
         do_sample=temperature > 0,
@@ -91,7 +99,7 @@ def chat(
         top_p=top_p,
         repetition_penalty=repetition_penalty,
     )
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     out = model.generate(
         batch["input_ids"],
         batch["attention_mask"],

@@ -68,6 +68,24 @@ def test_chat_answers_with_a_checkpoint(tmp_path, tiny_cfg, tokenizer, processor
         pad_id=tokenizer.pad_id,
     )
     assert res.output.strip() == processor.decode(out[0]).strip()
+    bf16 = runner.invoke(
+        app,
+        [
+            "chat",
+            "--checkpoint",
+            str(tmp_path / "ckpt"),
+            "--image",
+            str(tmp_path / "img.png"),
+            "--max-new-tokens",
+            "4",
+            "--dtype",
+            "bfloat16",
+            "--temperature",
+            "0.8",
+            "Hi?",
+        ],
+    )
+    assert bf16.exit_code == 0, bf16.output
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     bad = runner.invoke(
         app, ["chat", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "broken.png"), "hi"]

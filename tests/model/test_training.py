@@ -82,6 +82,7 @@ def test_bf16_autocast_forward_backward(processor, tiny_cfg):
     with torch.no_grad():
         ref = m(**b).loss
     assert abs(out.loss.item() - ref.item()) < 0.1  # bf16 is close to fp32 at init
+    assert out.n_tokens == int((b["labels"][:, 1:] != -100).sum()) > 10
 
 
 def test_text_only_batch(processor, tiny_cfg):
