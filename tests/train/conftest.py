@@ -7,8 +7,15 @@ import torch
 
 from tests.train.shardgen import write_shards
 
-# Two cores shared by several test processes: one torch thread avoids oversubscription stalls.
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Two cores shared by several test processes: one torch thread avoids oversubscription stalls
+    (a tiny-model step takes 60 ms with one thread, seconds with two on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

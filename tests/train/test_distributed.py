@@ -6,6 +6,7 @@ import json
 import math
 import os
 import socket
+import sys
 
 import torch
 import torch.distributed as dist
@@ -56,7 +57,8 @@ def _worker(rank: int, world: int, port: int, out: str, shards: str) -> None:
     if rank == 0:
         torch.save(grads, os.path.join(out, "ddp_grads.pt"))
     res = train(tiny(2, steps=3, distributed="fsdp", mixing={"language_share": 0.5, "warmup_steps": 0},
-                     checkpoint={"every": 2, "keep_last": 2}), shards, os.path.join(out, "fsdp"))
+                     checkpoint={"every": 2, "keep_last": 2}, eval={"every": 1000, "batches": 1, "mc_path": None}),
+                shards, os.path.join(out, "fsdp"))
     if rank == 0:
         with open(os.path.join(out, "fsdp.json"), "w") as f:
             json.dump(res, f)
@@ -67,7 +69,12 @@ def test_ddp_gradients_match_one_process_and_fsdp_trains(shards, tmp_path) -> No
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_worker, args=(2, port, str(tmp_path), str(shards)), nprocs=2, join=True)
+    # fork skips re-importing torch in each child (seconds on a loaded 2-core machine); with a live Ray
+    # session (other areas' tests in the same pytest run) its threads make fork unsafe, so spawn then
+    ray = sys.modules.get("ray")
+    method = "spawn" if ray is not None and ray.is_initialized() else "fork"
+    mp.start_processes(_worker, args=(2, port, str(tmp_path), str(shards)), nprocs=2, join=True,
+                       start_method=method)
 
     model = _model()
     ref = [_grads(model, b) for b in _batches()]
