@@ -87,6 +87,24 @@ def build(
     console.print(f"output: {output.resolve()} (catalog: {output / 'catalog.duckdb'})")
 
 
+@app.command()
+def submit(
+    recipe: Annotated[str, typer.Argument(help="recipe path, relative to the working directory shipped")],
+    output: Annotated[str, typer.Option("--output", "-o", help="output folder as the cluster sees it")],
+    address: Annotated[str, typer.Option(help="Ray dashboard address, e.g. http://head:8265")],
+    set_: SetOpt = None,
+    working_dir: Annotated[Optional[Path], typer.Option(help="ship this folder to the cluster")] = None,
+    wait: Annotated[bool, typer.Option(help="wait until the job ends; exit 1 unless it succeeded")] = False,
+) -> None:
+    """Submit a build as a Ray job (incremental: it runs with --resume)."""
+    from pipelines.jobs import submit as _submit
+
+    job, status = _submit(address, recipe, output, set_ or [], working_dir, wait=wait)
+    console.print(f"submitted {job}: {status}")
+    if wait and status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
 @app.command("run-op")
 def run_op(
     operator: Annotated[str, typer.Argument(help="operator name, e.g. pdf.extract")],
