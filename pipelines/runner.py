@@ -144,16 +144,30 @@ def build(
     return build_recipe(recipe, output, address=address, resume=resume, progress=progress)
 
 
-def _init_ray(address: str | None) -> None:
+def logical_cpus_needed(recipe: Recipe) -> float:
+    """CPUs that the recipe's actor pools hold for the whole build, plus one for tasks."""
+    steps = [s for src, chain in recipe.sources for s in (src, *chain)] + recipe.steps
+    held = sum((s.spec.workers or s.cls.resources.workers) * s.cls.resources.num_cpus
+               for s in steps if s.cls.resources.actor)
+    return held + 1.0
+
+
+def _init_ray(address: str | None, cpus_needed: float) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        else:
+            # Actor pools hold their CPUs for the whole streaming build; on a small machine the
+            # logical CPU count is raised so every pool can start (the OS shares the real cores).
+            cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
+            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    have = ray.cluster_resources().get("CPU", 0)
+    if have < cpus_needed:
+        raise RecipeError(f"the recipe's actor pools need {cpus_needed:g} CPUs but the Ray cluster has {have:g}: "
+                          "lower `workers` on the steps or add nodes")
 
 
 def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None, resume: bool = False,
@@ -174,7 +188,7 @@ def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None,
         for step in [src, *chain, *recipe.steps]:
             stats.setdefault(step.path, StepStats(step.path, step.name))
     if n_todo:
-        _init_ray(address)
+        _init_ray(address, logical_cpus_needed(recipe))
         bs = recipe.model.build
         writer = PoolWriter(pool_root, run, bs.flush_rows, int(bs.flush_mb * (1 << 20)))
         finished = 0
@@ -246,6 +260,3 @@ def run_local(op: Operator, items: list[Item], batch_size: int = 16) -> list[Ite
         out.extend(op.process_batch(items[i:i + batch_size]))
     return out
 
-
-def blocks_needed(n: int, batch_size: int) -> int:
-    return max(1, math.ceil(n / batch_size))
