@@ -227,7 +227,7 @@ def apply_to_file(path: str | Path, op: str, args: dict[str, Any], who: str,
             raise VersionConflict(expected_version, tax.version)
         try:
             new = OPS[op](tax, by=who, **args)
-        except TypeError as e:  # wrong argument names from a client
+        except (TypeError, AttributeError) as e:  # wrong argument names or types from a client
             raise EditError(f"bad arguments for {op}: {e}") from None
         save(new, path, expected_version=tax.version)
         entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "who": who, "op": op,

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,6 +25,7 @@ _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 DEFAULT_PATH = Path(__file__).with_name("deepseek_vl.yaml")
 SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 Kind = Literal["main", "secondary", "leaf"]
+Short = Annotated[str, Field(min_length=1, max_length=500)]
 # Which kinds may sit under which: Evaluation and Safety hold leaves directly (no secondary level).
 ALLOWED_PARENT: dict[str, tuple[str, ...]] = {"main": (), "secondary": ("main",), "leaf": ("main", "secondary")}
 
@@ -44,10 +45,10 @@ class Node(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     kind: Kind
     parent: str | None = None
-    description: str = ""
-    examples: list[str] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
-    tasks: list[str] = Field(default_factory=list, description="source tasks that imply this category")
+    description: str = Field("", max_length=5000)
+    examples: list[Short] = Field(default_factory=list, max_length=100)
+    keywords: list[Short] = Field(default_factory=list, max_length=200)
+    tasks: list[Short] = Field(default_factory=list, max_length=100, description="source tasks that imply this category")
     weight: float = Field(0.0, ge=0.0, description="target weight for balancing (labelable nodes)")
     retired: bool = False
 

@@ -44,7 +44,11 @@ def test_api(tax_file: Path, catalog_dir: Path):
     bad = [{**edit, "version": 2, "args": {"id": "counting", "weight": -1}},
            {**edit, "version": 2, "op": "move", "args": {"id": "counting", "parent": "theme"}},
            {**edit, "version": 2, "op": "add", "args": {"name": "Theme", "parent": "recognition", "id": "theme"}},
-           {**edit, "version": 2, "args": {"id": "counting", "bogus": 1}}]
+           {**edit, "version": 2, "args": {"id": "counting", "bogus": 1}},
+           {**edit, "version": 2, "op": "add", "args": {"name": 123, "parent": "recognition"}},
+           {**edit, "version": 2, "args": {"id": "counting", "examples": "not a list"}},
+           {**edit, "version": 2, "args": {"id": "counting", "description": "x" * 100_000}},
+           {**edit, "version": 2, "args": {"id": ["counting"], "weight": 1}}]
     for b in bad:
         assert c.post("/api/edit", json=b, headers=h).status_code == 422, b
     assert c.post("/api/edit", json={**edit, "op": "drop-table"}, headers=h).status_code == 422
@@ -109,6 +113,7 @@ def test_browser_edit_conflict_and_label(live_server: str, tax_file: Path, catal
                 page.set_default_timeout(15_000)
                 page.goto(f"{live_server}/?token={TOKEN}")
                 expect(page.locator("#tax-version")).to_contain_text("8 main / 19 secondary / 88 leaf")
+                expect(page.locator("#view-label")).to_be_hidden()
                 page.fill("#who", name)
                 page.click('li[data-id="counting"] > span')
                 expect(page.locator("#ed-id")).to_have_text("counting")
@@ -136,6 +141,7 @@ def test_browser_edit_conflict_and_label(live_server: str, tax_file: Path, catal
             # label samples: see the image and the conversation, pick leaves, skip, flag
             alice.reload()
             alice.click("#tab-label")
+            expect(alice.locator("#view-taxonomy")).to_be_hidden()
             expect(alice.locator("#sample-key")).to_have_text("demo-0000")
             expect(alice.locator("#sample-conv .msg.user")).to_have_count(1)
             expect(alice.locator("#sample-conv .msg.assistant")).to_contain_text("An answer about")
