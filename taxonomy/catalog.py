@@ -70,10 +70,20 @@ class Catalog:
             row = con.execute("SELECT pool_file FROM samples WHERE key = ? LIMIT 1", [key]).fetchone()
         if row is None:
             return []
-        f = Path(row[0])
-        f = f if f.is_absolute() else self.root / f
-        t = pq.read_table(f, columns=["key", "images"], filters=[("key", "=", key)])
+        t = pq.read_table(self.pool_path(row[0]), columns=["key", "images"], filters=[("key", "=", key)])
         return list(t.column("images")[0].as_py() or []) if t.num_rows else []
+
+    def pool_path(self, pool_file: str) -> Path:
+        """The engine records pool files as it opened them (absolute, or relative to the build's working
+        directory); fall back to the part under `pool/` beside this catalog when the build moved."""
+        f = Path(pool_file)
+        if f.exists():
+            return f
+        if "pool" in f.parts:
+            moved = self.root.joinpath(*f.parts[len(f.parts) - 1 - f.parts[::-1].index("pool"):])
+            if moved.exists():
+                return moved
+        return self.root / f
 
     def tag_counts(self) -> Counter[str]:
         with self._con() as con:
