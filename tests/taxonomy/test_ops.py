@@ -97,3 +97,30 @@ def test_migrate_catalog_and_labels(tax_file: Path, catalog_dir: Path):
     assert Catalog(catalog_dir).tag_counts() == {"image-theme": 1}
     assert store.latest()[0]["labels"] == ["image-theme", "counting"]
     assert migrate_catalog(catalog_dir, load(tax_file))["samples_rewritten"] == 0  # idempotent
+
+
+def test_two_concurrent_editors_one_wins(tax_file: Path):
+    """Two threads edit against the same version at once: the file lock + version check let exactly one in."""
+    import threading
+
+    v = load(tax_file).version
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def editor(who: str) -> None:
+        barrier.wait()
+        try:
+            ops.apply_to_file(tax_file, "edit", {"id": "counting", "description": who}, who, expected_version=v)
+            results[who] = "saved"
+        except VersionConflict:
+            results[who] = "conflict"
+
+    threads = [threading.Thread(target=editor, args=(w,)) for w in ("ann", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == ["conflict", "saved"]
+    winner = next(w for w, r in results.items() if r == "saved")
+    assert load(tax_file).node("counting").description == winner and load(tax_file).version == v + 1
+    assert len(ops.read_audit(ops.audit_path(tax_file))) == 1
