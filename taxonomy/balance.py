@@ -27,7 +27,9 @@ class BalanceConfig(OperatorConfig):
     seed: int = Field(0, description="seed of the per-leaf selection order")
     max_repeat: int = Field(3, ge=1, description="cap on how often one sample may be repeated")
     floor: int = Field(20, ge=0, description="rare leaves keep at least this many (as far as repeats allow)")
-    total: int | None = Field(None, ge=1, description="target number of balanced rows; default: as many as came in")
+    total: int | None = Field(None, ge=1, description="target number of balanced rows (wins over total_fraction)")
+    total_fraction: float = Field(1.0, gt=0.0, le=10.0, description="target rows as a share of the tagged rows; "
+                                  "below 1 trades volume for a closer match to the weights")
     categories: list[str] = Field(default_factory=list, description="balance only these categories (empty = all tagged)")
 
 
@@ -96,7 +98,7 @@ def balance_table(candidates: pa.Table, tax: Taxonomy, cfg: BalanceConfig
     n_per_leaf = np.array([counts[leaf] for leaf in leaves], np.int64)
     weights = {n.id: n.weight for n in tax.labelable()}
     eligible = len(rid)
-    total = cfg.total or eligible
+    total = cfg.total or max(1, round(eligible * cfg.total_fraction))
     plan = plan_targets(counts, weights, total, cfg.max_repeat, cfg.floor)
 
     order = np.lexsort((rid, t.column("h").to_numpy(), code))  # by leaf, then hash, then row

@@ -57,9 +57,13 @@ class Tagger:
             for n in nodes if n.keywords}
         self.model = None
         if model_path is not None:
+            import contextlib
+            import io
+
             import fasttext  # heavy-ish import only when a model is used
 
-            self.model = fasttext.load_model(str(model_path))
+            with contextlib.redirect_stderr(io.StringIO()):  # its API-change warning on every load
+                self.model = fasttext.load_model(str(model_path))
 
     def predict(self, text: str, k: int | None = None, threshold: float | None = None) -> list[tuple[str, float]]:
         """fastText (id, probability) pairs, best first; ids resolved through aliases."""

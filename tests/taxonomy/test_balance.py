@@ -78,6 +78,9 @@ def test_aliases_weights_and_step_registry(tmp_path):
     assert len(rejections) == 600 and {r.reason for r in rejections} == {"balance_downsampled"}
     assert rejections[0].operator == "taxonomy.balance" and rejections[0].input.startswith("in/")
     assert kept.num_rows == 400 and set(np.unique(kept.column("repeat").to_numpy())) == {1}
+    # a fraction of the tagged rows as the target total
+    _, _, rep_f = get_assembly_step("taxonomy.balance")({"taxonomy": str(p), "total_fraction": 0.5, "floor": 0}).run(t, None)
+    assert rep_f["target_total"] == 500 and rep_f["counts_after"] == {"object-counting": 125, "printed-text": 375}
     # categories filter: only listed categories are balanced
     step2 = get_assembly_step("taxonomy.balance")({"categories": ["inhouse_taxonomy"]})
     kept2, rej2, rep2 = step2.run(t, None)
