@@ -2,7 +2,8 @@
 
 Images: random scenes plus resized, recompressed and 5%-cropped copies; texts: random sentences plus
 copies with small edits. Reports precision/recall per kind, 1 vs 2 Ray workers, and datatrove's MinHash
-dedup on the same texts (run in a separate venv: /tmp/dtvenv, see DATATROVE_PY).
+dedup on the same texts (run in a separate venv: /tmp/dtvenv, see DATATROVE_PY), and the bare
+datasketch MinHashLSH loop (overhead of ours).
 """
 
 from __future__ import annotations
@@ -198,13 +199,15 @@ def datatrove_minhash(texts: list[Sample], workdir: Path, threshold_hint: float)
                             n_grams=5)
         rd = lambda: JsonlReader({str(data)!r})
         t0 = time.perf_counter()
-        for pipe in ([rd(), MinhashDedupSignature(output_folder=W + "/sig", config=cfg)],
-                     [MinhashDedupBuckets(input_folder=W + "/sig", output_folder=W + "/buckets", config=cfg)],
-                     [MinhashDedupCluster(input_folder=W + "/buckets", output_folder=W + "/ids", config=cfg)],
-                     [rd(), MinhashDedupFilter(input_folder=W + "/ids",
-                      exclusion_writer=JsonlWriter(W + "/removed", compression=None)),
-                      JsonlWriter(W + "/kept", compression=None)]):
-            LocalPipelineExecutor(pipeline=pipe, tasks=1, workers=1, logging_dir=W + "/logs/" + str(id(pipe)),
+        stages = [([rd(), MinhashDedupSignature(output_folder=W + "/sig", config=cfg)], 1),
+                  ([MinhashDedupBuckets(input_folder=W + "/sig", output_folder=W + "/buckets", config=cfg)],
+                   cfg.num_buckets),  # the bucket stage runs one task per band
+                  ([MinhashDedupCluster(input_folder=W + "/buckets", output_folder=W + "/ids", config=cfg)], 1),
+                  ([rd(), MinhashDedupFilter(input_folder=W + "/ids",
+                    exclusion_writer=JsonlWriter(W + "/removed", compression=None)),
+                    JsonlWriter(W + "/kept", compression=None)], 1)]
+        for i, (pipe, tasks) in enumerate(stages):
+            LocalPipelineExecutor(pipeline=pipe, tasks=tasks, workers=1, logging_dir=W + "/logs/" + str(i),
                                   skip_completed=False).run()
         dt = time.perf_counter() - t0
         import glob
@@ -227,6 +230,25 @@ def datatrove_minhash(texts: list[Sample], workdir: Path, threshold_hint: float)
     return {"seconds": round(res["seconds"], 3), "removed": len(removed), "expected_removed": expected,
             "removed_from_true_clusters": plausible,
             "config": "5-gram words, 14 bands x 8 rows, 64-bit hashes (datatrove defaults otherwise)"}
+
+
+def bare_datasketch(texts: list[Sample], threshold: float = 0.7, num_perm: int = 128) -> dict:
+    """The loop our text dedup wraps, done the textbook way: MinHash + MinHashLSH insert/query per text."""
+    from datasketch import MinHash, MinHashLSH
+
+    from operators.dedup import shingles
+
+    t0 = time.perf_counter()
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    removed = 0
+    for s in sorted(texts, key=lambda s: s.key):
+        m = MinHash(num_perm=num_perm)
+        m.update_batch(list(shingles(s.text or "", 5)))
+        if lsh.query(m):  # an earlier (smaller) key is similar: drop this one
+            removed += 1
+        else:
+            lsh.insert(s.key, m)
+    return {"seconds": round(time.perf_counter() - t0, 3), "removed": removed}
 
 
 def run(quick: bool) -> dict:
@@ -260,5 +282,6 @@ def run(quick: bool) -> dict:
                                                     / out[kind]["ray_2_workers_seconds"], 2)
         finally:
             ray.shutdown()
+        out["bare_datasketch_texts"] = bare_datasketch(texts)
         out["datatrove_texts"] = datatrove_minhash(texts, tmpd / "dt", 0.7)
     return out

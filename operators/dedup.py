@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,13 +196,10 @@ def minhash_band_pairs(sigs: np.ndarray, bands: list[int], rows: int, threshold:
 
 
 def _use_ray(flag: bool | None) -> bool:
-    if flag is False:
-        return False
-    import ray
-
-    if flag is None:
-        return ray.is_initialized()
-    return True
+    if flag is None:  # Ray counts as up only if something imported and started it (the runner does)
+        ray = sys.modules.get("ray")
+        return bool(ray is not None and ray.is_initialized())
+    return flag
 
 
 def parallel_map(fn: Callable[..., Any], calls: list[tuple], workers: int, use_ray: bool | None) -> list[Any]:
