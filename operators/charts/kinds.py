@@ -40,11 +40,13 @@ def _ylabel(t: ChartTable) -> str:
 
 
 def _darkest(colors: list[str]) -> str:
-    """The palette colour with the lowest luminance: white header text must stay readable on it."""
+    """The palette colour with the lowest luminance, darkened: white header text must stay readable."""
     def lum(c: str) -> float:
         r, g, b = (int(c[i:i + 2], 16) for i in (1, 3, 5))
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return min(colors, key=lum)
+    c = min(colors, key=lum)
+    f = min(1.0, 100 / max(lum(c), 1.0))  # darken light palettes (set2, pastel) to a readable header
+    return "#" + "".join(f"{int(int(c[i:i + 2], 16) * f):02x}" for i in (1, 3, 5))
 
 
 def _fmt_spec(t: ChartTable) -> str:
@@ -118,6 +120,16 @@ def _rotate(t: ChartTable) -> list[str]:
     return []
 
 
+def _highlight(t: ChartTable, s: ChartStyle) -> list[str]:
+    if not s.highlight or s.value_labels:
+        return []
+    return ["k = values.index(max(values))",
+            (f'ax.annotate("Peak: {_fmt_spec(t)}" % values[k], xy=(k, values[k]), xytext=(0, 16), '
+            'textcoords="offset points", ha="center",'),
+            '            arrowprops={"arrowstyle": "->", "color": "black"}, fontsize=8)',
+            "ax.margins(y=0.15)"]
+
+
 def body_bar(t: ChartTable, s: ChartStyle) -> list[str]:
     out = [f"labels = {_r(t.labels)}", f"values = {_r(t.column(0))}", "",
            f"fig, ax = plt.subplots(figsize={_r(s.figsize)})",
@@ -126,7 +138,7 @@ def body_bar(t: ChartTable, s: ChartStyle) -> list[str]:
         out.append(f'ax.bar_label(bars, fmt="{_fmt_spec(t)}", padding=2)')
     if any(v < 0 for v in t.column(0)):
         out.append('ax.axhline(0, color="black", linewidth=0.8)')
-    return out + _rotate(t) + _finish(t, s, xlabel=t.label_name, ylabel=_ylabel(t))
+    return out + _highlight(t, s) + _rotate(t) + _finish(t, s, xlabel=t.label_name, ylabel=_ylabel(t))
 
 
 def body_hbar(t: ChartTable, s: ChartStyle) -> list[str]:
@@ -184,7 +196,8 @@ def body_line(t: ChartTable, s: ChartStyle) -> list[str]:
         out += ["for x, y in zip(labels, values):",
                 (f'    ax.annotate("{_fmt_spec(t)}" % y, (x, y), textcoords="offset points", xytext=(0, 6), '
                 'ha="center", fontsize=8)')]
-    return out + _rotate(t) + _finish(t, s, xlabel=t.label_name, ylabel=_ylabel(t), grid_axis="both")
+    return out + _highlight(t, s) + _rotate(t) + _finish(t, s, xlabel=t.label_name, ylabel=_ylabel(t),
+                                                         grid_axis="both")
 
 
 def body_multi_line(t: ChartTable, s: ChartStyle) -> list[str]:

@@ -49,6 +49,7 @@ class ChartStyle:
     linestyle: str
     bar_width: float
     alpha: float
+    highlight: bool  # an arrow annotation on the largest value
 
     def color(self, i: int) -> str:
         return self.palette[i % len(self.palette)]
@@ -85,4 +86,5 @@ def draw_style(rng: np.random.Generator, dpi_min: int, dpi_max: int) -> ChartSty
         linestyle=pick(LINESTYLES[:2] if rng.random() < 0.8 else LINESTYLES),
         bar_width=float(pick([0.6, 0.7, 0.8])),
         alpha=float(pick([1.0, 0.9, 0.75])),
+        highlight=bool(rng.random() < 0.35),
     )
