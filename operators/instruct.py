@@ -37,9 +37,11 @@ class InstructConfig(OperatorConfig):
     max_image_bytes: int = Field(20 << 20, ge=1, description="larger image files are rejected")
     max_image_pixels: int = Field(64_000_000, ge=1, description="larger images (decompression bombs) are rejected")
     max_record_bytes: int = Field(1 << 20, ge=1, description="JSONL lines longer than this are rejected")
+    max_json_bytes: int = Field(4 << 30, ge=1, description="a .json file (parsed whole) larger than this is "
+                                "rejected; use JSONL for bigger sets")
 
 
-def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, Any]]:
+def _read_records(path: Path, max_record_bytes: int, max_json_bytes: int) -> Iterator[tuple[int, Any]]:
     """(index, record) pairs; a record that is not JSON yields (index, Reject) instead of stopping."""
     if path.suffix == ".jsonl":
         with open(path, "rb") as f:
@@ -54,6 +56,9 @@ def _read_records(path: Path, max_record_bytes: int) -> Iterator[tuple[int, Any]
                 except (json.JSONDecodeError, UnicodeDecodeError) as e:
                     yield i, Reject("bad_json", str(e)[:200])
         return
+    size = path.stat().st_size
+    if size > max_json_bytes:
+        raise Reject("file_too_large", f"{size} bytes; convert to JSONL to stream it")
     try:
         data = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -98,7 +103,7 @@ class InstructImporter(Source):
     def read(self, input: str) -> Iterable[Sample | Rejection]:
         path = Path(input)
         root = Path(self.config.image_root) if self.config.image_root else path.parent
-        for i, rec in _read_records(path, self.config.max_record_bytes):
+        for i, rec in _read_records(path, self.config.max_record_bytes, self.config.max_json_bytes):
             unit = f"{path.name}#{i}"
             if isinstance(rec, Reject):
                 yield Rejection(input, self.name, rec.reason, rec.detail, unit)

@@ -56,6 +56,19 @@ class Catalog:
                 rows = con.execute("SELECT key FROM samples ORDER BY key")
             return [r[0] for r in rows.fetchall()]
 
+    def next_key(self, after: str = "", skip: set[str] | None = None, category: str | None = None) -> str | None:
+        """The first key after `after` (key order) that is not in `skip`: one query, any catalog size."""
+        import pyarrow as pa
+
+        with self._con() as con:
+            con.register("skip_t", pa.table({"key": pa.array(sorted(skip or ()), pa.string())}))
+            q = "SELECT min(key) FROM samples WHERE key > ? AND key NOT IN (SELECT key FROM skip_t)"
+            args: list[Any] = [after]
+            if category:
+                q += " AND category = ?"
+                args.append(category)
+            return con.execute(q, args).fetchone()[0]
+
     def sample(self, key: str) -> dict[str, Any] | None:
         with self._con() as con:
             row = con.execute("SELECT json, pool_file FROM samples WHERE key = ? LIMIT 1", [key]).fetchone()
@@ -126,6 +139,14 @@ class LabelStore:
                 WHERE rn = 1 ORDER BY key""").fetchall()
         names = ("key", "annotator", "action", "labels", "note", "taxonomy_version")
         return [dict(zip(names, r)) for r in rows]
+
+    def current(self, key: str) -> dict[str, Any] | None:
+        """The latest decision on one key."""
+        with self._lock, duckdb.connect(str(self.path), read_only=True) as con:
+            row = con.execute("SELECT key, annotator, action, labels, note, taxonomy_version FROM labels "
+                              "WHERE key = ? ORDER BY time DESC, rowid DESC LIMIT 1", [key]).fetchone()
+        names = ("key", "annotator", "action", "labels", "note", "taxonomy_version")
+        return dict(zip(names, row)) if row else None
 
     def decided(self) -> set[str]:
         return {r["key"] for r in self.latest()}

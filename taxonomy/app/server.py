@@ -113,11 +113,7 @@ def create_app(taxonomy_path: str | Path, catalog: str | Path | None = None,
     @app.get("/api/samples/next", dependencies=[Depends(auth)])
     def next_sample(after: str = "", category: str = "") -> dict[str, Any]:
         c, s = need_catalog()
-        done = s.decided()
-        for key in c.keys(category or None):
-            if key > after and key not in done:
-                return {"key": key}
-        return {"key": None}
+        return {"key": c.next_key(after, s.decided(), category or None)}
 
     @app.get("/api/samples/{key}", dependencies=[Depends(auth)])
     def get_sample(key: str) -> dict[str, Any]:
@@ -125,7 +121,7 @@ def create_app(taxonomy_path: str | Path, catalog: str | Path | None = None,
         d = c.sample(key)
         if d is None:
             raise HTTPException(404, f"no sample {key!r}")
-        current = next((r for r in s.latest() if r["key"] == key), None)
+        current = s.current(key)
         return {"key": key, "source": d.get("source"), "task": d.get("task"), "category": d.get("category"),
                 "messages": d.get("messages"), "text": d.get("text"), "images": d.get("images", []),
                 "taxonomy": d.get("taxonomy", []), "label": current}

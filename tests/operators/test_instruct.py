@@ -126,6 +126,8 @@ def test_decompression_bomb_and_missing_input(tmp_path: Path):
         {"from": "human", "value": "<image>q"}, {"from": "gpt", "value": "a"}]}]))
     out = LlavaImporter({"inputs": str(tmp_path / "d.json"), "max_image_pixels": 1_000_000}).run()
     assert [(r.reason, r.key) for r in out] == [("image_too_large", "d.json#0")]
+    big = LlavaImporter({"inputs": str(tmp_path / "d.json"), "max_json_bytes": 10}).run()
+    assert [r.reason for r in big] == ["file_too_large"]
     import pytest
 
     with pytest.raises(ValueError, match="does not exist"):

@@ -70,6 +70,9 @@ def test_api(tax_file: Path, catalog_dir: Path):
                   headers=h).status_code == 422
     assert c.post("/api/samples/demo-0000/label", json=lab, headers=h).status_code == 200
     assert c.get("/api/samples/next", headers=h).json() == {"key": "demo-0001"}
+    assert c.get("/api/samples/demo-0000", headers=h).json()["label"]["labels"] == ["counting"]
+    assert c.get("/api/samples/next?after=demo-0004", headers=h).json() == {"key": "demo-0005"}
+    assert c.get("/api/samples/next?after=demo-0005", headers=h).json() == {"key": None}
     assert c.get("/api/labels", headers=h).json()["by_action"] == {"label": 1, "skip": 0, "flag": 0}
 
 
