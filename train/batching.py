@@ -78,7 +78,7 @@ class SequencePacker:
     def add(self, e: dict) -> Iterator[dict]:
         n = e["input_ids"].numel()
         if e["pixel_values"] is not None:
-            if n > self.seq_len:
+            if n > self.seq_len:  # the encoder cuts these first; kept as a guard
                 self.too_long += 1
                 return
             if self.used + n > self.seq_len:

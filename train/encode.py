@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 class SampleEncoder:
     """Callable used inside the loader (and its worker processes): sample dict -> example or None.
 
-    Unusable samples (broken image, placeholder/image mismatch, image tokens beyond seq_len when rows are
-    not packed) are skipped, logged and counted in `skipped` by reason.
+    Unusable samples (broken image, placeholder/image mismatch, image tokens beyond seq_len) are skipped,
+    logged and counted in `skipped` by reason; samples cut to seq_len are counted in `truncated`.
     """
 
     def __init__(self, processor: VLChatProcessor, seq_len: int, packing: bool) -> None:
         self.processor, self.seq_len, self.packing = processor, seq_len, packing
         self.skipped: Counter[str] = Counter()
+        self.truncated = 0
 
     @property
     def pad_id(self) -> int:
@@ -97,9 +98,12 @@ class SampleEncoder:
             self.skip(sample.get("key"), "bad_sample", str(e)[:200])
             return None
         n = ex["input_ids"].numel()
-        if n > self.seq_len and not self.packing:
+        # packing cuts long text-only samples across rows; anything else is cut to one row, never
+        # through an image (its tokens must stay whole)
+        if n > self.seq_len and not (self.packing and ex["pixel_values"] is None):
             if bool(ex["images_seq_mask"][self.seq_len:].any()):
                 self.skip(sample.get("key"), "too_long", f"{n} tokens with image tokens past {self.seq_len}")
                 return None
             ex = {k: (v[: self.seq_len] if k != "pixel_values" else v) for k, v in ex.items()}
+            self.truncated += 1
         return ex

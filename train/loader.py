@@ -102,7 +102,7 @@ class StreamDataset(IterableDataset):
     def _batches(self, epoch: int, worker: int, workers: int, slot: int) -> Iterator[dict]:
         rows: Iterator[dict] = self._examples(epoch, worker, workers, slot)
         if self.packing:
-            rows = _packed(rows, self.seq_len)
+            rows = _packed(rows, self.seq_len, self.encode)
         group: list[dict] = []
         for row in rows:
             group.append(row)
@@ -130,13 +130,13 @@ class StreamDataset(IterableDataset):
             skip = 0
 
 
-def _packed(examples: Iterator[dict], seq_len: int) -> Iterator[dict]:
+def _packed(examples: Iterator[dict], seq_len: int, encoder: SampleEncoder) -> Iterator[dict]:
     packer = SequencePacker(seq_len)
     for e in examples:
         yield from packer.add(e)
     yield from packer.flush()
     if packer.too_long:
-        log.warning("packing skipped %d image samples longer than seq_len %d", packer.too_long, seq_len)
+        encoder.skipped["too_long"] += packer.too_long
 
 
 class StreamLoader:

@@ -174,7 +174,8 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
         log.warning("samples skipped in the main process: %s", skipped)
     final = ckpt.latest(ckpt_dir)
     return {"steps": step, "losses": history["loss"], "streams": history["modality"], "val": history["val"],
-            "checkpoint": str(final) if final else None, "skipped": skipped, "accumulation": accumulation,
+            "checkpoint": str(final) if final else None, "skipped": skipped, "truncated": encoder.truncated,
+            "accumulation": accumulation,
             "final_loss": history["loss"][-1] if history["loss"] else math.nan}
 
 

@@ -30,7 +30,7 @@ def train(
         torch.set_num_threads(threads)
     try:
         cfg = load_config(config, steps)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:
         raise typer.BadParameter(str(e), param_hint="CONFIG") from e
     if not (data / "shards").is_dir():
         raise typer.BadParameter(f"no shards/ under {data}; build one first (make demo)", param_hint="--data")

@@ -25,9 +25,12 @@ def test_loss_falls_in_every_stage(shards, tmp_path, stage) -> None:
     first, last = res["val"][0], res["val"][-1]
     assert (first["step"], last["step"], res["steps"]) == (0, 14, 14)
     modalities = ["multimodal"] if stage == 1 else ["text", "multimodal"]
+    # falls well beyond noise: stage 1 trains only the adaptor of a random, frozen LLM; stage 2 spends
+    # most of its 14 steps on text (the modality warm-up)
+    margin = {(1, "multimodal"): 0.3, (2, "multimodal"): 0.5}
     for m in modalities:
-        # a fall well beyond noise; stage 1 trains only the adaptor of a random, frozen LLM
-        assert last[f"val/{m}_loss"] < first[f"val/{m}_loss"] - (0.3 if stage == 1 else 1.0), (m, first, last)
+        fall = first[f"val/{m}_loss"] - last[f"val/{m}_loss"]
+        assert fall > margin.get((stage, m), 1.0), (m, first, last)
     assert all(math.isfinite(x) for x in res["losses"]) and res["skipped"] == {}
     if stage == 1:
         assert set(res["streams"]) == {"multimodal"}
