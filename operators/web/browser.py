@@ -95,18 +95,22 @@ class BrowserSession:
         self._pw: Any = None
         self.browser: Any = None
         self.pid: int | None = None
+        self.driver_pid: int | None = None
         self.restarts = 0
 
     def start(self) -> None:
         import psutil
         from playwright.sync_api import sync_playwright
 
+        me = psutil.Process(os.getpid())
         if self._pw is None:
+            before = {p.pid for p in me.children()}
             self._pw = sync_playwright().start()
-        before = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
+            self.driver_pid = next((p.pid for p in me.children() if p.pid not in before), None)
+        before = {p.pid for p in me.children(recursive=True)}
         self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         self.pid = None
-        for p in psutil.Process(os.getpid()).children(recursive=True):
+        for p in me.children(recursive=True):
             try:
                 if p.pid not in before and "chrom" in p.name() and not any(
                         a.startswith("--type=") for a in p.cmdline()):
@@ -127,7 +131,32 @@ class BrowserSession:
         except Exception as e:  # noqa: BLE001  a crashed browser may fail to close; the new one matters
             log.debug("closing crashed browser: %s", e)
         self.kill()
+        if not self.alive(self.driver_pid):  # the driver was killed to unblock a hung call: start afresh
+            try:
+                self._pw.stop()
+            except Exception as e:  # noqa: BLE001  a dead driver cannot stop cleanly
+                log.debug("stopping dead driver: %s", e)
+            self._pw = None
         self.start()
+
+    @staticmethod
+    def alive(pid: int | None) -> bool:
+        import psutil
+
+        try:
+            return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def kill_driver(self) -> None:
+        """Kill the Playwright driver: the one way to unblock a call that waits on a dead browser forever."""
+        import psutil
+
+        try:
+            if self.driver_pid is not None:
+                psutil.Process(self.driver_pid).kill()
+        except psutil.Error:
+            pass
 
     def kill(self) -> None:
         """Kill the browser process tree (crash recovery; also the crash test's hammer)."""
@@ -189,6 +218,28 @@ class _Watchdog:
             self._timer.cancel()
 
 
+class _Deadman(threading.Thread):
+    """Watches one render from outside: when the browser process died (Playwright may then wait forever,
+    e.g. in `new_page`) or the render overran its hard limit, it kills the driver so the call raises."""
+
+    def __init__(self, session: BrowserSession, hard_s: float):
+        super().__init__(daemon=True, name="render-deadman")
+        self.session, self.hard_s, self.fired = session, hard_s, ""
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        t_end, dead_since = time.monotonic() + self.hard_s, None
+        while not self.done.wait(0.25):
+            now = time.monotonic()
+            if not self.session.alive(self.session.pid):
+                dead_since = dead_since or now
+            if (dead_since and now - dead_since > 3.0) or now > t_end:
+                self.fired = "browser_crash" if dead_since else "render_timeout"
+                log.warning("render stuck (%s): killing the Playwright driver", self.fired)
+                self.session.kill_driver()
+                return
+
+
 class PageRenderer:
     """Renders one page at a time in a fresh context of a shared browser."""
 
@@ -215,14 +266,32 @@ class PageRenderer:
 
     def render(self, url: str, html: bytes, resolve: Resolver) -> RenderedPage:
         """Render `html` as if served at `url`; sub-resources come from `resolve` (which may refuse)."""
+        if not self.session.connected() or not self.session.alive(self.session.driver_pid):
+            self.session.restart()
+        deadman = _Deadman(self.session, self.opt.timeout_s * 2 + 10)
+        deadman.start()
+        try:
+            return self._render(url, html, resolve)
+        except RenderError:
+            if deadman.fired:
+                self._after_failure()
+            raise
+        except Exception as e:  # after the deadman killed the driver, calls fail with assorted errors
+            if not deadman.fired:
+                raise
+            self._after_failure()
+            raise RenderError(deadman.fired, f"{type(e).__name__}: {str(e)[:200]}") from None
+        finally:
+            deadman.done.set()
+
+    def _render(self, url: str, html: bytes, resolve: Resolver) -> RenderedPage:
         from playwright.sync_api import Error as PWError
 
-        if not self.session.connected():
-            self.session.restart()
         t_end = time.monotonic() + self.opt.timeout_s
         events: Counter = Counter()
         blocked: list[tuple[str, str]] = []
         images: dict[str, tuple[str, bytes]] = {}
+        refused: set[str] = set()
         main = normalize_url(url)
         try:
             ctx = self._context()
@@ -243,10 +312,14 @@ class PageRenderer:
                     events["main"] += 1
                     route.fulfill(status=200, headers={"content-type": "text/html; charset=utf-8"}, body=html)
                     return
+                if req.url in refused:  # Chromium asks again (preload scanner, then the parser): count once
+                    route.abort("blockedbyclient")
+                    return
                 try:
                     res = resolve(req.url, min(t_end, time.monotonic() + self.opt.timeout_s / 2))
                 except FetchError as e:
                     blocked.append((req.url, e.reason))
+                    refused.add(req.url)
                     route.abort("blockedbyclient")
                     return
                 if nav and ("attachment" in res.headers.get("content-disposition", "").lower()
@@ -285,10 +358,12 @@ class PageRenderer:
         finally:
             try:
                 ctx.close()
-            except PWError:
-                pass
+            except Exception as e:  # noqa: BLE001  a crashed browser or driver fails to close; nothing leaks
+                log.debug("closing context: %s", e)
 
     def _after_failure(self) -> None:
+        if self.session.connected() and self.session.alive(self.session.driver_pid):
+            return  # already restarted
         try:
             self.session.restart()
         except Exception as e:  # noqa: BLE001  a failed restart is retried on the next page

@@ -38,6 +38,11 @@ class WarcIndex:
         self.offsets: dict[str, int] = {}
         self.pages: list[str] = []
         self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115  open while pages render; close()
+        head = self._fh.read(8)
+        self._fh.seek(0)
+        if not (head.startswith((b"WARC/", b"\x1f\x8b"))):
+            self._fh.close()
+            raise ValueError(f"not a WARC file (starts with {head!r})")
         it = ArchiveIterator(self._fh)
         for rec in it:
             if rec.rec_type != "response" or rec.http_headers is None:
@@ -95,6 +100,9 @@ class WarcRenderer(RenderingOperator):
             index = WarcIndex(input)
         except Exception as e:  # noqa: BLE001  warcio raises many types for a file that is not a WARC
             raise Reject("bad_warc", f"{input}: {type(e).__name__}: {e}") from None
+        if not index.pages:
+            index.close()
+            raise Reject("no_pages", f"{input}: no HTML response records")
         try:
             for url in index.pages[: self.config.max_pages]:
                 yield from self._page(input, url, index)
