@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -93,12 +93,6 @@ class TrainConfig(_Strict):
     optim: OptimConfig
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if self.optim.warmup_steps > self.steps:
-            raise ValueError(f"optim.warmup_steps ({self.optim.warmup_steps}) > steps ({self.steps})")
-        return self
 
 
 def load_config(path: str | Path, steps: int | None = None) -> TrainConfig:

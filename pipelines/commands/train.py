@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ def train(
     import torch
 
     from train.config import load_config
+    from train.distributed import teardown
     from train.loop import train as run_training
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -34,10 +36,14 @@ def train(
         raise typer.BadParameter(str(e), param_hint="CONFIG") from e
     if not (data / "shards").is_dir():
         raise typer.BadParameter(f"no shards/ under {data}; build one first (make demo)", param_hint="--data")
-    result = run_training(cfg, data, out, resume=resume)
-    summary = {k: result[k] for k in ("steps", "final_loss", "checkpoint", "skipped")}
-    summary["val"] = result["val"][-1] if result["val"] else {}
-    typer.echo(json.dumps(summary, indent=1))
+    try:
+        result = run_training(cfg, data, out, resume=resume)
+    finally:
+        teardown()
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        summary = {k: result[k] for k in ("steps", "final_loss", "checkpoint", "skipped", "truncated")}
+        summary["val"] = result["val"][-1] if result["val"] else {}
+        typer.echo(json.dumps(summary, indent=1))
 
 
 def register(app: typer.Typer) -> None:

@@ -72,3 +72,14 @@ def test_cli_rejects_bad_input(tmp_path) -> None:
     assert r.exit_code != 0 and "no-such-config" in r.output
     r = CliRunner().invoke(app, ["train", "tiny-stage2", "--data", str(tmp_path)])
     assert r.exit_code != 0 and "no shards" in r.output
+
+
+def test_activation_checkpointing_and_accumulation(shards, tmp_path) -> None:
+    """Recomputing activations changes nothing numerically; accumulation runs micro-batches per step."""
+    base = {"steps": 2, "optim__accumulation": 2, "data__batch_size": 2}
+    plain = train(tiny(3, **base), shards, tmp_path / "plain")
+    recomputed = train(tiny(3, activation_checkpointing=True, **base), shards, tmp_path / "ckpt")
+    assert plain["accumulation"] == 2
+    assert recomputed["losses"] == pytest.approx(plain["losses"], rel=1e-5)
+    by_global = train(tiny(3, steps=1, data__global_batch=8, data__batch_size=2), shards, tmp_path / "global")
+    assert by_global["accumulation"] == 4  # 8 rows per step / (2 rows x 1 process)
