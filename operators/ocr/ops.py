@@ -107,7 +107,7 @@ class _OcrOperator(Operator):
             sample.text = "<image>\n" + text
         sample.meta = {**sample.meta, "needs_ocr": False,
                        "ocr": {"engine": self.engine_kind, "lines": res["lines"], "mean_conf": mean_conf}}
-        sample.scores = {**sample.scores, "ocr_conf": mean_conf}
+        sample.scores = {**sample.scores, "ocr_confidence": mean_conf}
         out: list[Sample | Rejection] = [sample]
         if self.config.crops and sample.messages is None:  # one set of crops per page image
             out.extend(self.line_crops(sample, res))
@@ -141,7 +141,7 @@ class _OcrOperator(Operator):
             s.provenance.pop("operators", None)
             s.add_image(buf.getvalue(), "png")
             s.meta = {"parent": page.key, "conf": ln["conf"], "box": list(box), "engine": self.engine_kind}
-            s.scores = {"ocr_conf": ln["conf"]}
+            s.scores = {"ocr_confidence": ln["conf"]}
             out.append(s)
         return out
 

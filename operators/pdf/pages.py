@@ -13,6 +13,7 @@ from operators.base import Reject
 from operators.pdf.layout import (
     Block,
     Figure,
+    Line,
     PageLayout,
     attach_captions,
     block_markdown,
@@ -148,14 +149,17 @@ class PdfPageServer:
             if img[2] * img[3] > opts["max_image_pixels"]:
                 raise Reject("image_bomb", f"image xref {img[0]} declares {img[2]} x {img[3]} pixels")
 
-        d = page.get_text("dict", flags=self.flags)
-        original_rotation = page.rotation
-        upright = dominant_rotation(d) if d.get("blocks") else original_rotation
-        if upright != original_rotation:
-            page.set_rotation(upright)  # in memory only: renders and boxes come out upright
+        original_rotation = upright = page.rotation
+        if opts["render"] or opts["markdown"] or opts["figures"]:
+            d = page.get_text("dict", flags=self.flags)
+            upright = dominant_rotation(d) if d.get("blocks") else original_rotation
+            if upright != original_rotation:
+                page.set_rotation(upright)  # in memory only: renders and boxes come out upright
+            blocks, chars = build_blocks(d, page.rotation_matrix)
+        else:  # text only: blocks are enough for reading order and cost far less than the full dict
+            blocks, chars = text_blocks(page.get_text("blocks", flags=self.flags), page.rotation_matrix)
         m = page.rotation_matrix
         width, height = page.rect.width, page.rect.height
-        blocks, chars = build_blocks(d, m)
         blocks = order_blocks(blocks, width, height)
         plain = "\n\n".join(b.text for b in blocks)
 
@@ -223,6 +227,19 @@ class PdfPageServer:
             out["figure_images"].append(pix.tobytes(fmt))
             del pix
         return out
+
+
+def text_blocks(raw: list[tuple[Any, ...]], matrix: Any) -> tuple[list[Block], int]:
+    """Blocks from get_text("blocks") tuples (x0, y0, x1, y1, text, number, type), one pseudo-line each."""
+    blocks, chars = [], 0
+    for x0, y0, x1, y1, text, _, kind in raw:
+        text = text.strip("\n")
+        if kind != 0 or not text.strip():
+            continue
+        chars += len(text) - text.count("\n")
+        box = transform_box((x0, y0, x1, y1), matrix)
+        blocks.append(Block([Line(text, box, 0.0, False, "")], box))
+    return blocks, chars
 
 
 def _has_rulings(page: Any, at_least: int = 4) -> bool:

@@ -160,25 +160,37 @@ def make_document(path: str | Path, title: str, paras: list[str], *, columns: in
 
 def make_text_pages(path: str | Path, paras: list[str], pages: int, font: str = "sans-serif", fontsize: float = 10,
                     columns: int = 1) -> int:
-    """Pages of running body text only (the OCR and fidelity benchmarks' ground truth)."""
+    """Pages of running body text only (the OCR and fidelity benchmarks' ground truth). Each column
+    holds whole paragraphs: a paragraph split by a Story is drawn whole and clipped, and that
+    invisible text would be in one tool's output and not the other's."""
     import pymupdf
 
     css = f"* {{font-family: {font}; font-size: {fontsize}pt;}} p {{margin-bottom: 6pt;}}"
-    body = "".join(f"<p>{html.escape(paras[k % len(paras)])}</p>" for k in range(pages * 12))
-    story = pymupdf.Story(body, user_css=css)
-    buf = io.BytesIO()
-    writer = pymupdf.DocumentWriter(buf)
     rects = [pymupdf.Rect(72, 72, 540, 720)] if columns == 1 else \
         [pymupdf.Rect(54, 72, 298, 720), pymupdf.Rect(314, 72, 558, 720)]
-    mb = pymupdf.paper_rect("letter")
+
+    def body(k: int, n: int) -> str:
+        return "".join(f"<p>{html.escape(paras[(k + j) % len(paras)])}</p>" for j in range(n))
+
+    def fits(rect: Any, k: int, n: int) -> bool:
+        probe = pymupdf.open()
+        spare, _ = probe.new_page(width=612, height=792).insert_htmlbox(rect, body(k, n), css=css, scale_low=1)
+        probe.close()
+        return spare >= 0
+
+    doc = pymupdf.open()
+    k = 0
     for _ in range(pages):
-        dev = writer.begin_page(mb)
-        for r in rects:
-            story.place(r)
-            story.draw(dev)
-        writer.end_page()
-    writer.close()
-    Path(path).write_bytes(buf.getvalue())
+        page = doc.new_page(width=612, height=792)
+        for rect in rects:
+            lo, hi = 1, 40  # binary search: how many whole paragraphs fit in this column
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if fits(rect, k, mid) else (lo, mid - 1)
+            page.insert_htmlbox(rect, body(k, lo), css=css, scale_low=1)
+            k += lo
+    doc.save(str(path), garbage=3, deflate=True)
+    doc.close()
     return pages
 
 

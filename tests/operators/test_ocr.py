@@ -81,7 +81,7 @@ def test_ocr_cer_on_rendered_text(page, engine, max_cer, request):
     err = cer(s.text.removeprefix("<image>\n"), page["truth"])
     print(f"{engine} CER {err:.4f} on {len(page['truth'])} chars")
     assert err <= max_cer
-    assert s.meta["needs_ocr"] is False and s.scores["ocr_conf"] > 0.8
+    assert s.meta["needs_ocr"] is False and s.scores["ocr_confidence"] > 0.8
 
 
 def test_line_crops_are_scene_text_samples(page, ppocr):
