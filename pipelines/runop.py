@@ -43,7 +43,11 @@ def build_operator(name: str, sets: list[str], inputs: list[str]) -> tuple[Opera
         values[".".join(path)] = value
     values = _coerce(cls, values)
     if issubclass(cls, Source) and "inputs" in cls.Config.model_fields and "inputs" not in values and inputs:
-        values["inputs"] = list(inputs)
+        ann = cls.Config.model_fields["inputs"].annotation
+        takes_list = typing.get_origin(ann) is list or any(typing.get_origin(a) is list for a in typing.get_args(ann))
+        if not takes_list and len(inputs) > 1:
+            raise RecipeError(f"{name} takes one input (a file or folder), got {len(inputs)}")
+        values["inputs"] = list(inputs) if takes_list else inputs[0]
         inputs = []
     config = cls.parse_config(values, prefix="--set")
     return cls(config), inputs
