@@ -19,7 +19,9 @@ class TagConfig(OperatorConfig):
     k: int = Field(2, ge=1, le=10, description="most fastText labels per sample")
     threshold: float = Field(0.3, ge=0.0, le=1.0, description="least fastText probability kept")
     max_tags: int = Field(3, ge=1, description="most tags kept per sample, best first")
-    categories: list[str] = Field(default_factory=list, description="only tag these mixture categories")
+    categories: list[str] = Field(default_factory=list, description="only tag these mixture categories (empty: all)")
+    stages: list[int] = Field([3], description="only tag samples feeding one of these stages (empty: all); "
+                              "the taxonomy describes SFT use cases")
 
 
 @register("taxonomy.tag")
@@ -39,7 +41,9 @@ class TaxonomyTagger(Operator):
     def process(self, sample: Sample) -> Iterable[Sample | Rejection]:
         from taxonomy.tagger import sample_text
 
-        if self.config.categories and sample.category not in self.config.categories:
+        cfg = self.config
+        if (cfg.categories and sample.category not in cfg.categories) or (
+                cfg.stages and not set(sample.stage) & set(cfg.stages)):
             return [sample]
         text = sample_text(sample.messages, sample.text)
         tags = self.tagger.tag(text, sample.task, sample.taxonomy)

@@ -31,6 +31,8 @@ class BalanceConfig(OperatorConfig):
     total_fraction: float = Field(1.0, gt=0.0, le=10.0, description="target rows as a share of the tagged rows; "
                                   "below 1 trades volume for a closer match to the weights")
     categories: list[str] = Field(default_factory=list, description="balance only these categories (empty = all tagged)")
+    stages: list[int] = Field([3], description="balance only rows feeding one of these stages (empty = all); "
+                              "pretraining rows that carry tags are left alone by default")
 
 
 def plan_targets(counts: dict[str, int], weights: dict[str, float], total: int, max_repeat: int,
@@ -84,6 +86,8 @@ def balance_table(candidates: pa.Table, tax: Taxonomy, cfg: BalanceConfig
     con.register("mapping", mapping)
     con.register("cats", pa.table({"category": pa.array(cfg.categories, pa.string())}))
     cat_filter = "AND c.category IN (SELECT category FROM cats)" if cfg.categories else ""
+    if cfg.stages and "stage" in candidates.column_names:
+        cat_filter += f" AND len(list_intersect(c.stage, {[int(x) for x in cfg.stages]})) > 0"
     # primary leaf = the first tag, resolved through aliases; rows without one pass through untouched.
     # hash(key, seed) gives each row a stable pseudo-random rank inside its leaf (duckdb is pinned).
     con.execute(f"""CREATE TEMP TABLE t AS SELECT c.__rid AS rid, m.leaf, hash(c.key, {int(cfg.seed)}::UBIGINT) AS h

@@ -151,7 +151,7 @@ def migrate(catalog: Annotated[Path, typer.Argument(help="build dir or catalog.d
 
 @tx.command()
 def serve(host: Annotated[str, typer.Option(help="bind address; anything but loopback needs --token")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="port")] = 8765,
+          port: Annotated[int, typer.Option(help="port")] = 8780,
           token: Annotated[str | None, typer.Option(envvar="DSVL_TAXONOMY_TOKEN", help="API token")] = None,
           catalog: Annotated[Path | None, typer.Option(help="build dir or catalog.duckdb to label")] = None,
           annotations: Annotated[Path | None, typer.Option(

@@ -11,19 +11,27 @@ from taxonomy.balance import BalanceConfig, balance_table, plan_targets
 from taxonomy.schema import DEFAULT_PATH, load
 
 
-def _table(counts: dict[str, int], extra_untagged: int = 0) -> pa.Table:
-    keys, tags, cats = [], [], []
+def _table(counts: dict[str, int], extra_untagged: int = 0, pretrain: int = 0) -> pa.Table:
+    keys, tags, cats, stages = [], [], [], []
     for leaf, n in counts.items():
         for i in range(n):
             keys.append(f"{leaf}-{i:05d}")
             tags.append([leaf])
             cats.append("general_instruct")
+            stages.append([3])
     for i in range(extra_untagged):
         keys.append(f"untagged-{i}")
         tags.append([])
         cats.append("text_sft")
+        stages.append([3])
+    for i in range(pretrain):  # tagged by their source, but pretraining rows: not balanced by default
+        keys.append(f"pretrain-{i}")
+        tags.append(["chart-to-code"])
+        cats.append("web_code")
+        stages.append([2])
     n = len(keys)
     return pa.table({"key": keys, "input": [f"in/{k}" for k in keys], "category": cats,
+                     "stage": pa.array(stages, pa.list_(pa.int32())),
                      "taxonomy": pa.array(tags, pa.list_(pa.string())), "repeat": pa.array([1] * n, pa.int32())})
 
 
@@ -38,10 +46,11 @@ def test_plan_targets_waterfill_cap_and_floor():
 
 def test_balance_counts_repeats_and_report():
     tax = load(DEFAULT_PATH)
-    t = _table({"counting": 3000, "printed-text": 600, "chart-to-code": 300, "theme": 100}, extra_untagged=50)
+    t = _table({"counting": 3000, "printed-text": 600, "chart-to-code": 300, "theme": 100}, extra_untagged=50,
+               pretrain=40)
     cfg = BalanceConfig(max_repeat=3, floor=20, seed=0)
     kept, removed, rep = balance_table(t, tax, cfg)
-    assert rep["tagged_rows"] == 4000 and rep["untouched_rows"] == 50
+    assert rep["tagged_rows"] == 4000 and rep["untouched_rows"] == 90
     assert rep["counts_before"] == {"chart-to-code": 300, "counting": 3000, "printed-text": 600, "theme": 100}
     # 4000 over 4 equal weights: theme capped at 300 (100 x 3), chart-to-code at 900, the rest share 2800
     assert rep["counts_after"] == {"chart-to-code": 900, "counting": 1400, "printed-text": 1400, "theme": 300}
@@ -54,6 +63,9 @@ def test_balance_counts_repeats_and_report():
     assert sum(v for k, v in r.items() if k.startswith("printed-text")) == 1400
     assert sum(1 for k in r if k.startswith("printed-text")) == 600  # up-sampled: every row kept, some twice
     assert all(r[f"untagged-{i}"] == 1 for i in range(50))  # untagged rows pass through
+    assert all(r[f"pretrain-{i}"] == 1 for i in range(40))  # so do stage-2 rows
+    _, _, rep_all = balance_table(t, tax, BalanceConfig(max_repeat=3, floor=20, stages=[]))
+    assert rep_all["tagged_rows"] == 4040
     assert kept.num_rows + removed.num_rows == t.num_rows
     # deterministic for a seed, different for another
     kept2, _, _ = balance_table(t, tax, cfg)

@@ -63,6 +63,9 @@ def test_tag_operator(tax, model):
                          {"role": "assistant", "content": "E = mc^2"}])
     other = Sample(key="s2", input="x", source="web", task="page", category="interleaved", stage=[2], text="hi")
     out = run_operator(op, [s, other])
+    pre = Sample(key="s3", input="x", source="charts", task="chart_qa", category="general_instruct", stage=[2],
+                 text="How many bars?")
+    assert run_operator(get_operator("taxonomy.tag")({}), [pre])[0].taxonomy == []  # stage 2: not tagged
     assert out[0].taxonomy[0]["id"] == "formula-to-code" and len(out[0].taxonomy) <= 2
     assert {t["source"] for t in out[0].taxonomy} <= {"fasttext", "rule:keyword", "rule:task"}
     assert out[1].taxonomy == [] and out[0].provenance["operators"]["taxonomy.tag"] == "1"
