@@ -64,6 +64,12 @@ def create_app(taxonomy_path: str | Path, catalog: str | Path | None = None,
     if cat is not None:
         store = LabelStore(annotations or catalog_file(catalog).parent / "annotations.duckdb")  # type: ignore[arg-type]
     app = FastAPI(title="dsvl-data taxonomy", docs_url=None, redoc_url=None)
+    if not token:
+        # Without a token the app trusts loopback only; checking Host also stops DNS-rebinding pages
+        # (a web site whose name resolves to 127.0.0.1) from driving the API from a browser.
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
 
     def auth(request: Request) -> None:
         if not token:

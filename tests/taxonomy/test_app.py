@@ -76,10 +76,14 @@ def test_api(tax_file: Path, catalog_dir: Path):
     assert c.get("/api/labels", headers=h).json()["by_action"] == {"label": 1, "skip": 0, "flag": 0}
 
 
-def test_api_without_catalog(tax_file: Path):
-    c = TestClient(create_app(tax_file))
+def test_api_without_catalog_or_token(tax_file: Path):
+    app = create_app(tax_file)
+    c = TestClient(app, base_url="http://127.0.0.1:8780")
     assert c.get("/api/taxonomy").json()["has_catalog"] is False
     assert c.get("/api/samples/next").status_code == 404
+    # no token: only loopback Host names (a DNS-rebinding page arrives with its own name)
+    assert TestClient(app, base_url="http://evil.example").get("/api/taxonomy").status_code == 400
+    assert TestClient(app, base_url="http://localhost:8780").get("/api/taxonomy").status_code == 200
 
 
 @pytest.fixture
