@@ -48,6 +48,13 @@ class VLChatProcessor:
         w, h = image.size
         if w <= 0 or h <= 0:
             raise ValueError(f"empty image {w}x{h}")
+        if image.mode.startswith("I") or image.mode == "F":
+            # 16/32-bit grey (scans, PNG-16): Pillow's RGB conversion clips at 255, so rescale first
+            import numpy as np
+
+            arr = np.asarray(image, dtype=np.float32)
+            top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+            image = Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
         if image.mode in ("RGBA", "LA", "P", "PA"):
             # transparent areas take the pad colour, as padding does
             rgba = image.convert("RGBA")

@@ -31,6 +31,10 @@ def test_transparent_and_odd_images(processor):
     sliver = processor.preprocess_image(Image.new("L", (1000, 1), 255))  # 1 pixel high: kept >= 14 rows
     assert (sliver[0, :, 64] > 0.99).sum() == 14
     assert processor.preprocess_image(Image.new("RGB", (1, 1))).shape == (3, 128, 128)
+    grey16 = processor.preprocess_image(Image.new("I;16", (64, 64), 32768))  # half of 16-bit range
+    assert abs(grey16[0, 64, 64].item() - 0.5) < 0.01
+    cmyk = processor.preprocess_image(Image.new("CMYK", (64, 64), (0, 255, 255, 0)))  # red
+    assert torch.allclose(cmyk[:, 64, 64], torch.tensor([1.0, 0.0, 0.0]), atol=0.01)
 
 
 def test_template_and_label_masks(processor, tokenizer):
