@@ -112,7 +112,7 @@ def make_sets(n_images: int, n_texts: int, seed: int = 0) -> tuple[list[Sample],
             prng.shuffle(kinds)
             copies += [(k, image_variant(base, k, rng)) for k in kinds[:prng.randint(1, 3)]]
         for j, (kind, data) in enumerate(copies):
-            s = Sample(key=f"img-{i:05d}-{j}", input=f"gen:{i}", source="gen", task="caption",
+            s = Sample(key=f"img-{i:05d}-{j}", input=f"gen:img:{i}:{j}", source="gen", task="caption",
                        category="caption", stage=[1, 2], text=random_text(prng, 12),
                        meta={"cluster": i, "variant": kind})
             s.add_image(data, "jpg" if data[:2] == b"\xff\xd8" else "png")
@@ -122,7 +122,7 @@ def make_sets(n_images: int, n_texts: int, seed: int = 0) -> tuple[list[Sample],
         base = random_text(prng, prng.randint(15, 40))
         copies = [base] + ([text_edit(base, prng) for _ in range(prng.randint(1, 2))] if i % 2 == 0 else [])
         for j, t in enumerate(copies):
-            texts.append(Sample(key=f"txt-{i:05d}-{j}", input=f"gen:{i}", source="gen", task="text",
+            texts.append(Sample(key=f"txt-{i:05d}-{j}", input=f"gen:txt:{i}:{j}", source="gen", task="text",
                                 category="text_only", stage=[2], text=t, meta={"cluster": i}))
     return images, texts
 
@@ -256,7 +256,9 @@ def run(quick: bool) -> dict:
 
     n_img, n_txt = (200, 1000) if quick else (1000, 5000)
     images, texts = make_sets(n_img, n_txt, seed=0)
-    out: dict = {"images": {"samples": len(images)}, "texts": {"samples": len(texts)}}
+    # the machine is shared: the load average says how far the timings (not the quality) can be trusted
+    out: dict = {"images": {"samples": len(images)}, "texts": {"samples": len(texts)},
+                 "load_average_at_start": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
         ipool = write_pool(images, tmpd / "ipool", 8)
@@ -282,6 +284,7 @@ def run(quick: bool) -> dict:
                                                     / out[kind]["ray_2_workers_seconds"], 2)
         finally:
             ray.shutdown()
+        out["load_average_after_ray"] = round(os.getloadavg()[0], 2)
         out["bare_datasketch_texts"] = bare_datasketch(texts)
         out["datatrove_texts"] = datatrove_minhash(texts, tmpd / "dt", 0.7)
     return out

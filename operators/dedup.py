@@ -260,8 +260,13 @@ def pool_signatures(pool: PoolReader, keys: list[str], spec: SignatureSpec, work
 # --- grouping and the result ------------------------------------------------------------------
 
 
-def groups_from_pairs(keys: list[str], pairs: Iterable[tuple[int, int]]) -> dict[str, str]:
-    """Union-find over index pairs: {removed key: kept key}; the kept key is the smallest of its group."""
+def groups_from_pairs(keys: list[str], pairs: Iterable[tuple[int, int]],
+                      units: list[str] | None = None) -> dict[str, str]:
+    """Union-find over index pairs: {removed key: kept key}; the smallest key of a group stays.
+
+    With `units` (the input unit of each key), every member from the kept key's unit stays too: samples
+    that one input yields together (questions about one chart) are siblings, not copies.
+    """
     parent = list(range(len(keys)))
 
     def find(i: int) -> int:
@@ -278,7 +283,12 @@ def groups_from_pairs(keys: list[str], pairs: Iterable[tuple[int, int]]) -> dict
                 parent[rb] = ra
             else:
                 parent[ra] = rb
-    return {keys[i]: keys[find(i)] for i in range(len(keys)) if find(i) != i}
+    out = {}
+    for i in range(len(keys)):
+        root = find(i)
+        if root != i and (units is None or units[i] != units[root]):
+            out[keys[i]] = keys[root]
+    return out
 
 
 def apply_removals(candidates: pa.Table, dup_of: dict[str, str], operator: str, reason: str,
@@ -344,6 +354,9 @@ class NearDeduplicator(AssemblyStep):
         threshold: float = Field(0.7, gt=0.0, le=1.0, description="Jaccard similarity of char n-grams")
         num_perm: int = Field(128, ge=16, le=1024)
         ngram: int = Field(5, ge=1, description="character shingle length (on normalised text)")
+        images_within_input: bool = Field(
+            False, description="compare images of samples from one input unit (several questions about one "
+            "chart share its image on purpose)")
         text_modalities: list[str] = Field(
             default_factory=lambda: ["text"],
             description="modalities compared by text; captions of different images are not duplicates",
@@ -358,9 +371,13 @@ class NearDeduplicator(AssemblyStep):
         spec = SignatureSpec(phash=c.images, num_perm=c.num_perm if c.text else 0,
                              ngram=c.ngram, text_modalities=tuple(c.text_modalities), seed=c.seed)
         sigs = pool_signatures(pool, keys, spec, c.workers, c.use_ray)
+        input_of = dict(zip(keys, candidates.column("input").to_pylist()))
         image_pairs = self._image_pairs(sigs) if c.images else []
         text_pairs = self._text_pairs(sigs) if c.text else []
-        dup_of = groups_from_pairs(sigs.keys, image_pairs + text_pairs)
+        units = None if c.images_within_input else [input_of[k] for k in sigs.keys]
+        dup_of = groups_from_pairs(sigs.keys, image_pairs, units)
+        for k, rep in groups_from_pairs(sigs.keys, text_pairs).items():
+            dup_of.setdefault(k, rep)
         kept, removed = apply_removals(candidates, dup_of, self.name, "near_duplicate")
         report = {"candidates": len(keys), "image_pairs": len(image_pairs), "text_pairs": len(text_pairs),
                   "removed": len(removed), "groups": len(set(dup_of.values()))}

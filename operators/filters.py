@@ -93,13 +93,15 @@ class TextFilter(Filter):
     """Gopher-style rules (Rae et al. 2021, App. A): quality heuristics and repetition removal.
 
     Thresholds are Gopher's, except `min_words` (Gopher: 50, for web pages; captions here are shorter).
-    Word rules count characters for languages written without spaces (zh, ja, th, ...).
+    Word rules count characters for languages written without spaces (zh, ja, th, ...). By default only
+    text-only samples are checked: chart answers and OCR tables are numbers, not prose.
     """
 
     version = "1"
     resources = Resources(batch_size=256)
 
     class Config(OperatorConfig):
+        modalities: list[str] = Field(default_factory=lambda: ["text"], description="text | multimodal")
         min_words: int = Field(5, ge=0)
         max_words: int = Field(100_000, ge=1)
         min_mean_word_length: float = 3.0
@@ -122,6 +124,8 @@ class TextFilter(Filter):
     config: Config
 
     def keep(self, sample: Sample) -> Verdict:
+        if sample.modality not in self.config.modalities:
+            return True
         text = sample_text(sample.text, sample.messages)
         if not text.strip():
             return False, "empty_text", ""

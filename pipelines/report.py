@@ -53,6 +53,7 @@ def _fig_png(fig: Any) -> str:
 
 def bar_chart(title: str, counts: dict[str, int], top: int = 30) -> Chart:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -66,6 +67,7 @@ def bar_chart(title: str, counts: dict[str, int], top: int = 30) -> Chart:
         ax.text(v, y, f" {v}", va="center", fontsize=8)
     ax.set_title(title)
     ax.set_xlabel("samples")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.margins(x=0.12)
     ax.tick_params(axis="y", labelsize=8)
     return Chart(title, _fig_png(fig), sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -73,6 +75,7 @@ def bar_chart(title: str, counts: dict[str, int], top: int = 30) -> Chart:
 
 def histogram(title: str, values: list[float]) -> Chart:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -81,6 +84,7 @@ def histogram(title: str, values: list[float]) -> Chart:
     ax.hist(values, bins=min(30, max(5, int(math.sqrt(len(values))))), color="#dd8452", edgecolor="white")
     ax.set_title(title, fontsize=10)
     ax.set_ylabel("samples", fontsize=8)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.tick_params(labelsize=8)
     vs = sorted(values)
     rows = [("n", len(vs)), ("min", round(vs[0], 4)), ("median", round(vs[len(vs) // 2], 4)),

@@ -168,6 +168,19 @@ def test_near_multi_image_samples_need_every_image_close():
     assert [(r.key, r.detail) for r in removed] == [("m-4", "duplicate_of=m-1")]
 
 
+def test_near_images_of_one_input_are_kept_unless_asked():
+    img = encode(scene(30))
+    q1, q2 = image_sample("q-1", img, "How many bars?"), image_sample("q-2", img, "Which bar is tallest?")
+    q2.input = q1.input  # two questions about one chart, from one input unit
+    other = image_sample("q-3", img, "Another page with the same picture")
+    samples = [q1, q2, other]
+    _, removed, _ = NearDeduplicator({"text": False}).run(candidates(samples), MemoryPool(samples))
+    assert [(r.key, r.detail) for r in removed] == [("q-3", "duplicate_of=q-1")]
+    _, removed, _ = NearDeduplicator({"text": False, "images_within_input": True}).run(
+        candidates(samples), MemoryPool(samples))
+    assert sorted(r.key for r in removed) == ["q-2", "q-3"]
+
+
 BASE_TEXT = ("The committee met on Tuesday to review the annual budget, and after a long debate it approved "
              "new funding for the public library and two schools in the northern district.")
 
@@ -195,6 +208,9 @@ def test_groups_from_pairs_keeps_smallest_key_of_a_chain():
     keys = ["d", "b", "c", "a", "e"]
     assert groups_from_pairs(keys, [(0, 1), (1, 2), (2, 3)]) == {"d": "a", "b": "a", "c": "a"}
     assert groups_from_pairs(keys, []) == {}
+    # with input units: members from the kept key's unit stay, others point at the kept key
+    units = ["u1", "u2", "u1", "u1", "u3"]
+    assert groups_from_pairs(keys, [(0, 1), (1, 2), (2, 3)], units) == {"b": "a"}
 
 
 @pytest.mark.ray

@@ -120,6 +120,10 @@ def test_text_filter_reads_messages_and_gopher_min_words():
     assert isinstance(run_operator(TextFilter({}), [s])[0], Sample)
     out = run_operator(TextFilter({"min_words": 50}), [s])  # Gopher's web-page minimum
     assert out[0].reason == "text_too_short" and out[0].detail == "13 words < 50"
+    chart_qa = sample_with(png(photo()), text="2019: 13.5 | 2020: 14.1 | 2021: 15.0")
+    assert isinstance(run_operator(TextFilter({}), [chart_qa])[0], Sample)  # multimodal: not checked by default
+    out = run_operator(TextFilter({"modalities": ["text", "multimodal"]}), [chart_qa])
+    assert out[0].reason == "alpha_words"
 
 
 def test_ocr_confidence_filter():
