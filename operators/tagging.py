@@ -46,6 +46,7 @@ class TaxonomyTagger(Operator):
                 cfg.stages and not set(sample.stage) & set(cfg.stages)):
             return [sample]
         text = sample_text(sample.messages, sample.text)
-        tags = self.tagger.tag(text, sample.task, sample.taxonomy)
+        turns = [m.get("content", "") for m in sample.messages or [] if m.get("role") == "user"] or None
+        tags = self.tagger.tag(text, sample.task, sample.taxonomy, turns=turns)
         sample.taxonomy = tags[: self.config.max_tags]
         return [sample]

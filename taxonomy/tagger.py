@@ -91,12 +91,16 @@ class Tagger:
                 hits[nid] = n
         return hits
 
-    def tag(self, text: str, task: str = "", existing: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        """Tags best first. Existing tags (set by the source that made the sample) are kept, resolved
-        through aliases; rules and the model add to them; per id the highest confidence wins."""
+    def tag(self, text: str, task: str = "", existing: list[dict[str, Any]] | None = None,
+            turns: list[str] | None = None) -> list[dict[str, Any]]:
+        """Tags best first (ties: first found). Existing tags (set by the source that made the sample) are
+        kept, resolved through aliases; rules and the model add to them; per id the highest confidence
+        wins. Keyword rules run per user turn (`turns`), so each question of a conversation counts."""
         best: dict[str, dict[str, Any]] = {}
+        order: dict[str, int] = {}
 
         def put(id: str, conf: float, source: str) -> None:
+            order.setdefault(id, len(order))
             if id not in best or conf > best[id]["confidence"]:
                 best[id] = {"id": id, "confidence": round(conf, 4), "source": source}
 
@@ -109,13 +113,14 @@ class Tagger:
             put(nid, TASK_CONFIDENCE, "rule:task")
         for nid, prob in self.predict(text):
             put(nid, prob, "fasttext")
-        hits = self.keyword_hits(text)
-        if hits:
-            top = max(hits.values())
-            for nid, n in hits.items():
-                if n == top:  # only the strongest keyword matches; single generic words are weak evidence
-                    put(nid, min(0.8, self.keyword_confidence + 0.1 * (n - 1)), "rule:keyword")
-        return sorted(best.values(), key=lambda t: (-t["confidence"], t["id"]))
+        for turn in turns if turns is not None else [text]:
+            hits = self.keyword_hits(turn)
+            if hits:
+                top = max(hits.values())
+                for nid, n in hits.items():
+                    if n == top:  # only the strongest matches; single generic words are weak evidence
+                        put(nid, min(0.8, self.keyword_confidence + 0.1 * (n - 1)), "rule:keyword")
+        return sorted(best.values(), key=lambda t: (-t["confidence"], order[t["id"]]))
 
 
 # --- training ------------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ def test_rules(tax):
     assert t.tag("", existing=[{"id": "printed-text", "confidence": 1.0, "source": "pdf.extract"}])[0] == {
         "id": "printed-text", "confidence": 1.0, "source": "pdf.extract"}
     assert t.tag("nothing to see") == []
+    # per-turn keyword rules: each question of a conversation is seen; ties keep the first turn first
+    turns = ["How many circles are there?", "What colour is the square?"]
+    assert [x["id"] for x in t.tag("\n".join(turns), turns=turns)] == ["counting", "object-attribute-description"]
 
 
 def test_fasttext_heldout_accuracy_per_main(tax, model):
