@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -35,7 +36,7 @@ CODE_PROMPTS = ["Write matplotlib code that reproduces this chart.",
 
 
 class ChartConfig(OperatorConfig):
-    count: int = Field(100, ge=1, le=10_000_000, description="number of charts (input units)")
+    count: int = Field(100, ge=1, le=1_000_000, description="number of charts (input units)")
     seed: int = Field(0, ge=0, description="base seed; chart i draws from (seed, i)")
     kinds: list[str] = Field(default_factory=lambda: list(KINDS), description="chart kinds to draw")
     dpi_min: int = Field(72, ge=50, le=300)
@@ -62,11 +63,15 @@ class ChartConfig(OperatorConfig):
         return self
 
 
+@dataclass
 class Chart:
-    """One drawn chart: kind, table, style, script and image."""
+    """One chart: kind, table, style, its script and (once rendered) the PNG bytes."""
 
-    def __init__(self, kind: str, table: D.ChartTable, style: ChartStyle, code: str, image: bytes):
-        self.kind, self.table, self.style, self.code, self.image = kind, table, style, code, image
+    kind: str
+    table: D.ChartTable
+    style: ChartStyle
+    code: str
+    image: bytes = b""
 
 
 def plan_chart(kind: str, rng: np.random.Generator, cfg: ChartConfig) -> Chart:
@@ -77,7 +82,7 @@ def plan_chart(kind: str, rng: np.random.Generator, cfg: ChartConfig) -> Chart:
 
 def plan_from_table(kind: str, table: D.ChartTable, style: ChartStyle) -> Chart:
     D.validate(table)
-    return Chart(kind, table, style, script(KINDS[kind].body(table, style), style), b"")
+    return Chart(kind, table, style, script(KINDS[kind].body(table, style), style))
 
 
 def chart_from_table(kind: str, table: D.ChartTable, style: ChartStyle) -> Chart:
@@ -113,6 +118,7 @@ class ChartSynthesizer(Source):
         cfg: ChartConfig = self.config  # type: ignore[assignment]
         chart = plan_chart(cfg.kinds[i % len(cfg.kinds)], rng, cfg)  # round robin: every kind appears
         chart.image = render(chart.code, chart.style)
+        log.debug("%s: %s chart from %s, %d bytes", input, chart.kind, chart.table.source, len(chart.image))
         return self.samples(input, chart, rng)
 
     def samples(self, unit: str, chart: Chart, rng: np.random.Generator) -> list[Sample]:
