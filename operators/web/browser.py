@@ -391,17 +391,16 @@ class PageRenderer:
         self._check_events(events)
         w, h, scale, _ = VIEWPORTS[opt.viewport]
         scale = opt.device_scale or scale
-        doc_w, doc_h = self._guarded_eval(page, events, "() => [document.documentElement.scrollWidth, "
-                                          "Math.max(document.documentElement.scrollHeight, "
-                                          "document.body ? document.body.scrollHeight : 0)]")
+        # one script call before the screenshot: layout is settled after load, and it sizes the clip
+        data = self._guarded_eval(page, events, EXTRACT_JS, {"maxY": h})
+        doc_w, doc_h = data["doc_w"], data["doc_h"]
         cap_h = max(1, min(int(doc_h), opt.max_height))
-        kw: dict[str, Any] = {"type": opt.image_format, "full_page": True, "animations": "disabled",
+        kw: dict[str, Any] = {"type": opt.image_format, "full_page": True,
                               "clip": {"x": 0, "y": 0, "width": w, "height": cap_h},
                               "timeout": max(1.0, t_end - time.monotonic()) * 1000}
         if opt.image_format == "jpeg":
             kw["quality"] = opt.jpeg_quality
         shot = page.screenshot(**kw)
-        data = self._guarded_eval(page, events, EXTRACT_JS, {"maxY": h})
         self._check_events(events)
         tiles, sizes = split_tiles(shot, round(h * scale), opt.image_format, opt.jpeg_quality)
         return RenderedPage(url, tiles, sizes, "jpg" if opt.image_format == "jpeg" else "png", scale, (w, h),

@@ -85,6 +85,8 @@
   if (css.trim()) { const st = document.createElement("style"); st.textContent = "\n" + css; head.appendChild(st); }
   const html = "<!DOCTYPE html>\n" + root.outerHTML.replace(/\n\s*\n+/g, "\n");
 
-  return {title: norm(document.title), lang: document.documentElement.lang || "", boxes, widgets, blocks, html,
+  const de = document.documentElement;
+  return {doc_w: de.scrollWidth, doc_h: Math.max(de.scrollHeight, document.body ? document.body.scrollHeight : 0),
+          title: norm(document.title), lang: document.documentElement.lang || "", boxes, widgets, blocks, html,
           body_text: norm(document.body ? document.body.innerText : "").slice(0, 20000)};
 }

@@ -1,0 +1,121 @@
+"""Web benchmark: `web.render` (browser reuse, guarded fetching, extraction, samples) vs a bare Playwright
+loop on the same local pages; 1 vs 2 worker processes; crawl pages/s against the local server."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from operators.web.browser import CHROMIUM, CHROMIUM_ARGS
+from operators.web.testserver import DEFAULT_ROOT, TestSiteServer
+
+DEMO_ROOT = DEFAULT_ROOT.parent / "demo_site"
+PAGES = ["/index.html", "/boats.html", "/maps.html", "/visit.html"]
+
+
+def _bare_loop(urls: list[str]) -> float:
+    """Seconds for the plain Playwright loop: fresh context, goto, full-page JPEG screenshot, close."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        _one_bare(browser, urls[0])  # warm-up, as for ours
+        t0 = time.perf_counter()
+        for u in urls:
+            _one_bare(browser, u)
+        dt = time.perf_counter() - t0
+        browser.close()
+    return dt
+
+
+def _one_bare(browser, url: str) -> None:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    page.goto(url, wait_until="load")
+    page.screenshot(full_page=True, type="jpeg", quality=85)
+    ctx.close()
+
+
+def _ours(urls: list[str]) -> tuple[float, int]:
+    """Seconds for `web.render` over the URLs with one browser kept for all of them, and samples made."""
+    from operators.sample import Sample
+    from operators.web.render import WebRenderer
+
+    op = WebRenderer({"allow_hosts": "127.0.0.1"})
+    op.setup()
+    op._ready = True
+    op.run(urls[:1])  # warm-up
+    t0 = time.perf_counter()
+    out = op.run(urls)
+    dt = time.perf_counter() - t0
+    op.teardown()
+    return dt, sum(isinstance(o, Sample) for o in out)
+
+
+def _worker(urls: list[str]) -> float:
+    return _ours(urls)[0]
+
+
+def _workers(urls: list[str], n: int) -> float:
+    """Pages/s of n worker processes, each with its own browser, splitting the URLs."""
+    parts = [urls[i::n] for i in range(n)]
+    with ProcessPoolExecutor(n, mp_context=get_context("spawn")) as ex:
+        times = list(ex.map(_worker, parts))
+    return len(urls) / max(times)  # steady state: browser start-up excluded, slowest worker decides
+
+
+def _crawl_site(root: Path, n: int) -> None:
+    for i in range(n):
+        links = "".join(f'<li><a href="/p{(i * 7 + k) % n}.html">page {(i * 7 + k) % n}</a></li>' for k in range(1, 6))
+        (root / f"p{i}.html").write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Page {i}</title>"
+                                         f"</head><body><h1>Page {i}</h1><p>{'Some text. ' * 50}</p>"
+                                         f"<ul>{links}</ul></body></html>")
+    (root / "robots.txt").write_text("User-agent: *\nDisallow:\n")
+
+
+def _crawl(n_pages: int) -> dict:
+    from operators.web.crawl import WebCrawler
+
+    with tempfile.TemporaryDirectory() as d:
+        _crawl_site(Path(d), n_pages)
+        with TestSiteServer(d) as srv:
+            out = {}
+            for conc in (1, 4):
+                op = WebCrawler({"allow_hosts": "127.0.0.1", "min_delay_s": 0, "host_concurrency": conc,
+                                 "threads": conc, "max_depth": 50, "max_pages": n_pages})
+                t0 = time.perf_counter()
+                res = op.run([srv.url("/p0.html")])
+                dt = time.perf_counter() - t0
+                out[f"pages_per_s_concurrency{conc}"] = round(op.stats["pages"] / dt, 1)
+                out["pages"] = op.stats["pages"]
+                assert len(res) == n_pages
+    return out
+
+
+def run(quick: bool) -> dict:
+    rounds = 2 if quick else 3
+    repeat = 2 if quick else 5
+    with TestSiteServer(DEMO_ROOT) as srv:
+        urls = [srv.url(p) for p in PAGES] * repeat
+        bare, ours, made = [], [], 0
+        for _ in range(rounds):  # alternate so that load from other processes hits both alike
+            bare.append(_bare_loop(urls))
+            dt, made = _ours(urls)
+            ours.append(dt)
+        bare_rate = len(urls) / statistics.median(bare)
+        ours_rate = len(urls) / statistics.median(ours)
+        one = _workers(urls, 1)
+        two = _workers(urls, 2)
+    return {
+        "pages": len(urls),
+        "render": {"bare_playwright_pages_per_s": round(bare_rate, 2), "ours_pages_per_s": round(ours_rate, 2),
+                   "overhead_pct": round(100 * (bare_rate / ours_rate - 1), 1), "samples_made": made,
+                   "samples_per_page": round(made / len(urls), 1)},
+        "workers": {"1_pages_per_s": round(one, 2), "2_pages_per_s": round(two, 2),
+                    "speedup": round(two / one, 2)},
+        "crawl": _crawl(60 if quick else 200),
+    }
