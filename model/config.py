@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -117,7 +117,6 @@ class VLMConfig:
     image_tokens: int = 576
     pad_color: tuple[int, int, int] = (122, 116, 104)
     min_image_side: int = 14  # the public processor never resizes a side below this
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def adaptor(self) -> AdaptorConfig:
@@ -136,6 +135,12 @@ class VLMConfig:
             raise ValueError(f"SAM gives {self.sam.n_tokens} tokens, config says {self.image_tokens}")
         if self.aligner.n_embed != self.llm.n_embd:
             raise ValueError("adaptor output width must equal the LLM width")
+        if self.aligner.low_dim != self.vision.width:
+            raise ValueError("adaptor low_dim must equal the SigLIP width")
+        if (self.aligner.kind == "hybrid") != (self.sam is not None):
+            raise ValueError("the hybrid adaptor goes with the SAM branch, the mlp adaptor without it")
+        if self.sam is not None and self.aligner.high_dim != self.sam.out_dim:
+            raise ValueError("adaptor high_dim must equal the SAM output channels")
 
     @classmethod
     def from_name(cls, name: str, **overrides: Any) -> VLMConfig:
@@ -144,7 +149,9 @@ class VLMConfig:
             raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
         cfg = PRESETS[name]()
         if overrides:
-            cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, **overrides))
+            llm = dataclasses.replace(cfg.llm, **overrides)
+            aligner = dataclasses.replace(cfg.aligner, n_embed=llm.n_embd)  # follows the LLM width
+            cfg = dataclasses.replace(cfg, llm=llm, aligner=aligner)
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,7 +175,6 @@ class VLMConfig:
             image_tokens=d["image_tokens"],
             pad_color=tuple(d["pad_color"]),
             min_image_side=d.get("min_image_side", 14),
-            extra=d.get("extra", {}),
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -53,6 +55,10 @@ def test_preset_facts():
     with pytest.raises(ValueError, match="unknown preset"):
         VLMConfig.from_name("70b")
     assert VLMConfig.from_dict(c7.to_dict()) == c7
+    wide = VLMConfig.from_name("tiny", n_embd=256, n_head=8)
+    assert wide.aligner.n_embed == 256 and wide.llm.head_dim == 32
+    with pytest.raises(ValueError, match="hybrid adaptor"):
+        dataclasses.replace(c7, sam=None)
 
 
 def test_7b_shapes_through_each_stage_on_meta():
