@@ -100,9 +100,11 @@ def bad_text(r: random.Random) -> str:
 
 def test_quality_classifier_separates_good_from_bad(tmp_path):
     r = random.Random(0)
-    res = train_quality_classifier([good_text(r) for _ in range(300)], [bad_text(r) for _ in range(300)],
-                                   tmp_path / "q.bin", bucket=20_000, dim=16)
+    good, bad = [good_text(r) for _ in range(300)], [bad_text(r) for _ in range(300)]
+    res = train_quality_classifier(good, bad, tmp_path / "q.bin", bucket=20_000, dim=16)
     assert res.n_test == 60 and res.accuracy >= 0.95
+    again = train_quality_classifier(good, bad, tmp_path / "q2.bin", bucket=20_000, dim=16)
+    assert again.sha256 == res.sha256  # one thread and a seed: the same model file every time
     r = random.Random(1)  # fresh texts, never seen in training
     fresh = [text_sample(f"g{i}", good_text(r)) for i in range(50)] + \
             [text_sample(f"b{i}", bad_text(r)) for i in range(50)]
