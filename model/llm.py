@@ -167,6 +167,7 @@ class LLaMA(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """Token ids (B, T) or embeddings (B, T, d) -> logits (B, T, vocab).
 
@@ -188,4 +189,6 @@ class LLaMA(nn.Module):
                 x = layer(x, cos, sin, mask, kv_cache, i)
         if kv_cache is not None:
             kv_cache.advance(T)
-        return self.lm_head(self.norm(x))  # (B, T, vocab)
+        if last_only:  # decoding needs one position; skips a (B, T, 102400) prefill projection
+            x = x[:, -1:]
+        return self.lm_head(self.norm(x))  # (B, T or 1, vocab)

@@ -94,16 +94,12 @@ class MultiModalityCausalLM(nn.Module):
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) padded images in [0, 1] -> (N, image_tokens, llm width)."""
         low_size = self.config.vision.image_size  # type: ignore[union-attr]
-        if self.sam is None:
-            low_images = images
-            high = None
-        else:
-            high = self.sam(images)  # (N, 576, 1024)
-            low_images = images
-        if low_images.shape[-1] != low_size:
+        high = self.sam(images) if self.sam is not None else None  # (N, 576, 1024)
+        low_images = images
+        if images.shape[-1] != low_size:
             # the public tower takes its 384 view with torchvision Resize(antialias=True): bilinear
             low_images = F.interpolate(
-                low_images.float(),
+                images.float(),
                 size=(low_size, low_size),
                 mode="bilinear",
                 antialias=True,
@@ -193,9 +189,11 @@ class MultiModalityCausalLM(nn.Module):
         step_in = embeds
         for _ in range(cfg.max_new_tokens):
             if use_cache:
-                logits = self.llm(inputs_embeds=step_in, attention_mask=attention_mask, kv_cache=cache)
+                logits = self.llm(
+                    inputs_embeds=step_in, attention_mask=attention_mask, kv_cache=cache, last_only=True
+                )
             else:
-                logits = self.llm(inputs_embeds=embeds, attention_mask=attention_mask)
+                logits = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, last_only=True)
             tok = next_token(logits[:, -1], seen, cfg, generator)  # (B,)
             tok = torch.where(done, torch.full_like(tok, pad_id), tok)
             out.append(tok)
