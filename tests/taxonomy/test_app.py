@@ -105,6 +105,18 @@ def live_server(tax_file: Path, catalog_dir: Path):
     th.join(timeout=10)
 
 
+def _suggest(catalog_dir: Path, key: str, leaf: str) -> None:
+    """Give a catalog sample a tagger suggestion, as the engine would after `taxonomy.tag`."""
+    import json
+
+    import duckdb
+
+    with duckdb.connect(str(catalog_dir / "catalog.duckdb")) as con:
+        d = json.loads(con.execute("SELECT json FROM samples WHERE key = ?", [key]).fetchone()[0])
+        d["taxonomy"] = [{"id": leaf, "confidence": 0.5, "source": "rule:keyword"}]
+        con.execute("UPDATE samples SET json = ?, taxonomy = [?] WHERE key = ?", [json.dumps(d), leaf, key])
+
+
 @pytest.mark.browser
 def test_browser_edit_conflict_and_label(live_server: str, tax_file: Path, catalog_dir: Path):
     from playwright.sync_api import expect, sync_playwright
@@ -145,7 +157,11 @@ def test_browser_edit_conflict_and_label(live_server: str, tax_file: Path, catal
             bob.fill("#f-weight", "-3")
             bob.click("#save-node")
             expect(bob.locator("#status")).to_contain_text("Refused")
+            bob.fill("#add-main-name", "Agent Tasks")
+            bob.click("#add-main")
+            expect(bob.locator('li.kind-main[data-id="agent-tasks"]')).to_have_count(1)
             # label samples: see the image and the conversation, pick leaves, skip, flag
+            _suggest(catalog_dir, "demo-0001", "counting")
             alice.reload()
             alice.click("#tab-label")
             expect(alice.locator("#view-taxonomy")).to_be_hidden()
@@ -159,6 +175,8 @@ def test_browser_edit_conflict_and_label(live_server: str, tax_file: Path, catal
             alice.check('#leaves input[value="pun-explanation"]')
             alice.click("#label-save")
             expect(alice.locator("#sample-key")).to_have_text("demo-0001")
+            expect(alice.locator('#leaves input[value="counting"]')).to_be_checked()  # the tagger's suggestion
+            expect(alice.locator('#leaves input[value="pun-explanation"]')).not_to_be_checked()
             alice.click("#label-skip")
             expect(alice.locator("#sample-key")).to_have_text("demo-0002")
             alice.click("#label-flag")
@@ -172,6 +190,7 @@ def test_browser_edit_conflict_and_label(live_server: str, tax_file: Path, catal
     assert rows["demo-0000"]["labels"] == ["counting", "pun-explanation"] and rows["demo-0000"]["annotator"] == "alice"
     assert rows["demo-0001"]["action"] == "skip" and rows["demo-0002"]["action"] == "flag"
     assert rows["demo-0002"]["note"] == "image does not match the question"
-    assert rows["demo-0000"]["taxonomy_version"] == 3
+    assert rows["demo-0000"]["taxonomy_version"] == 4
     audit = read_audit(audit_path(tax_file))
-    assert [(a["who"], a["op"]) for a in audit] == [("alice", "edit"), ("bob", "add")]
+    assert [(a["who"], a["op"]) for a in audit] == [("alice", "edit"), ("bob", "add"), ("bob", "add")]
+    assert load(tax_file).counts() == {"main": 9, "secondary": 19, "leaf": 89, "labelable": 89}

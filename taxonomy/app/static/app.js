@@ -107,7 +107,9 @@ $("save-node").addEventListener("click", () => {
   if (n.labelable) args.weight = parseFloat($("f-weight").value);
   edit("edit", args);
 });
-$("add-child").addEventListener("click", () => edit("add", { name: $("add-name").value.trim(), parent: state.selected }));
+$("add-child").addEventListener("click", () =>
+  edit("add", { name: $("add-name").value.trim(), parent: state.selected, kind: $("add-kind").value }));
+$("add-main").addEventListener("click", () => edit("add", { name: $("add-main-name").value.trim(), kind: "main" }));
 $("rename-id").addEventListener("click", () => edit("rename", { id: state.selected, new_id: $("new-id").value.trim() }));
 $("move-node").addEventListener("click", () => edit("move", { id: state.selected, parent: $("move-to").value }));
 $("merge-node").addEventListener("click", () => edit("merge", { src: state.selected, dst: $("merge-into").value }));
@@ -153,7 +155,9 @@ async function showSample(key) {
   const msgs = s.messages || [{ role: "user", content: s.text || "" }];
   $("sample-conv").innerHTML = msgs.map((m) => `<div class="msg ${m.role}"><b>${m.role}:</b> ${esc(m.content)}</div>`).join("");
   $("sample-tags").textContent = s.taxonomy.length ? "tagger: " + s.taxonomy.map((t) => `${t.id || t} (${t.confidence ?? ""})`).join(", ") : "";
-  document.querySelectorAll("#leaves input").forEach((x) => { x.checked = false; });
+  // the tagger's suggestions start checked; the annotator confirms or corrects them
+  const suggested = new Set(s.taxonomy.map((t) => t.id || t));
+  document.querySelectorAll("#leaves input").forEach((x) => { x.checked = suggested.has(x.value); });
   $("label-note").value = "";
 }
 async function decide(action) {
