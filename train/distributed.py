@@ -60,8 +60,9 @@ def all_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
-def wrap(model: nn.Module, strategy: str, env: DistEnv) -> nn.Module:
-    """DDP or FSDP2 around the model; a single process keeps the bare model."""
+def wrap(model: nn.Module, strategy: str, env: DistEnv, bf16: bool = False) -> nn.Module:
+    """DDP or FSDP2 around the model; a single process keeps the bare model. With bf16 (GPU), FSDP2
+    gathers parameters in bf16 and reduces gradients in fp32; DDP runs under the loop's autocast."""
     if env.world == 1:
         return model
     if strategy == "ddp":
@@ -69,15 +70,17 @@ def wrap(model: nn.Module, strategy: str, env: DistEnv) -> nn.Module:
         return nn.parallel.DistributedDataParallel(
             model, device_ids=[env.local_rank] if env.device.type == "cuda" else None,
             find_unused_parameters=True)
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else \
+        MixedPrecisionPolicy()
     # shard every repeated block (transformer layers of the LLM and the encoders), then the rest
     for module in list(model.modules()):
         if isinstance(module, nn.ModuleList):
             for block in module:
                 if any(p.requires_grad for p in block.parameters()):
-                    fully_shard(block)
-    fully_shard(model)
+                    fully_shard(block, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
     return model
 
 

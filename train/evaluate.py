@@ -14,14 +14,14 @@ import torch.nn.functional as F
 
 from train.batching import IGNORE, collate
 from train.config import CONFIG_DIR
-from train.distributed import all_sum
 from train.loader import to_device
 
 
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, batches: Iterator[dict], limit: int, device: torch.device,
                     autocast: Callable) -> tuple[float, int]:
-    """Token-weighted mean loss over up to `limit` batches, summed over ranks: (loss, supervised tokens)."""
+    """Token-weighted mean loss over up to `limit` batches: (loss, supervised tokens). Every rank reads the
+    same held-out batches (sharded models need the same forwards on all ranks), so nothing is reduced."""
     total, tokens = 0.0, 0
     for i, batch in enumerate(batches):
         if i >= limit:
@@ -33,8 +33,7 @@ def validation_loss(model: torch.nn.Module, batches: Iterator[dict], limit: int,
             out = model(**to_device(batch, device))
         total += float(out.loss) * n
         tokens += n
-    total, tokens_f = all_sum([total, float(tokens)], device)
-    return (total / tokens_f if tokens_f else float("nan")), int(tokens_f)
+    return (total / tokens if tokens else float("nan")), tokens
 
 
 def load_mc_items(path: str | None) -> list[dict]:

@@ -126,7 +126,8 @@ class StreamDataset(IterableDataset):
                 batch["_worker"] = worker
                 yield batch
             if taken == 0 and self.split == "train":  # an endless loop that never yields would hang
-                raise RuntimeError(f"slot {slot} of {self.shards[0]}... has no {self.split} samples")
+                raise RuntimeError(f"slot {slot} of {self.shards[0]}... has no usable {self.split} samples "
+                                   f"(skipped so far: {dict(self.encode.skipped)})")
             skip = 0
 
 

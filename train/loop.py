@@ -61,11 +61,11 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
     trainable = model.set_trainable(cfg.stage)
     model.set_grad_checkpointing(cfg.activation_checkpointing)
     model.to(env.device)
-    model = wrap(model, cfg.distributed, env)
+    bf16 = cfg.bf16 and env.device.type == "cuda"
+    model = wrap(model, cfg.distributed, env, bf16=bf16)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
                             weight_decay=cfg.optim.weight_decay)
-    bf16 = cfg.bf16 and env.device.type == "cuda"
 
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

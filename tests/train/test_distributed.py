@@ -56,7 +56,7 @@ def _worker(rank: int, world: int, port: int, out: str, shards: str) -> None:
     grads = [_grads(ddp, {k: v[2 * rank: 2 * rank + 2] for k, v in b.items()}) for b in _batches()]
     if rank == 0:
         torch.save(grads, os.path.join(out, "ddp_grads.pt"))
-    res = train(tiny(2, steps=3, distributed="fsdp", mixing={"language_share": 0.5, "warmup_steps": 0},
+    res = train(tiny(2, steps=3, distributed="fsdp", data__seq_len=128, mixing={"language_share": 0.5, "warmup_steps": 0},
                      checkpoint={"every": 2, "keep_last": 2}, eval={"every": 1000, "batches": 1, "mc_path": None}),
                 shards, os.path.join(out, "fsdp"))
     if rank == 0:

@@ -20,6 +20,7 @@ def test_loss_falls_in_every_stage(shards, tmp_path, stage) -> None:
     changes: dict = {"steps": 14}
     if stage == 2:  # a shorter modality warm-up leaves multimodal steps in 14; MC evaluation runs here
         changes["mixing__warmup_steps"] = 4
+        changes["data__seq_len"] = 128
         changes["eval"] = {"every": 1000, "batches": 2, "mc_path": "mc-heldout.json"}
     res = train(tiny(stage, **changes), shards, tmp_path / "run")
     first, last = res["val"][0], res["val"][-1]
