@@ -209,3 +209,32 @@ def rasterise(src: str | Path, dst: str | Path, dpi: int = 150, gray: bool = Tru
     out.close()
     src_doc.close()
     return n
+
+
+LICENSE = Path("/usr/share/common-licenses/Apache-2.0")
+
+
+def make_demo_set(out_dir: str | Path) -> list[Path]:
+    """The demo PDFs: two laid-out documents (one in two columns), a license in running text where
+    Debian ships one, and a two-page rasterised scan."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    made = [out / "stdlib_text_formats.pdf"]
+    make_document(made[-1], "Text formats in the Python standard library",
+                  stdlib_paragraphs(("json", "csv", "textwrap", "string"))[:40], header="Python standard library notes")
+    made.append(out / "stdlib_tools_two_column.pdf")
+    make_document(made[-1], "Logging, arguments and processes",
+                  stdlib_paragraphs(("logging", "argparse", "subprocess"))[:36], columns=2, rotated_page=False,
+                  header="Python standard library notes")
+    if LICENSE.is_file():
+        text = LICENSE.read_text(encoding="utf-8")
+        made.append(out / "apache_license.pdf")
+        make_text_pages(made[-1], [" ".join(p.split()) for p in text.split("\n\n") if len(p.split()) > 8], 3,
+                        font="serif", fontsize=10)
+    src = out / "_scan_source.pdf"
+    make_document(src, "Heaps and iterators", stdlib_paragraphs(("heapq", "itertools", "functools"))[:8],
+                  two_column_page=False, table=False, rotated_page=False, figures=0)
+    made.append(out / "scanned_heapq.pdf")
+    rasterise(src, made[-1], dpi=150)
+    src.unlink()
+    return made

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import io
 import re
 
@@ -131,3 +132,21 @@ def test_reading_order_and_scan_verdict_units():
     assert scan_verdict(200, "\ufffd" * 150 + "ab" * 25, 0.0) == (True, "garbage_text_layer")
     assert scan_verdict(200, "%$#@!&*" * 30, 0.0) == (True, "garbage_text_layer")
     assert scan_verdict(200, "Plain readable English text. " * 8, 0.0) == (False, "text_layer")
+
+
+def test_recipe_loads_and_run_op_writes_rows(pdfs, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.recipe import load_recipe
+
+    recipe = load_recipe("pipelines/documents.yaml", [f"inputs={pdfs['scanned']}", "dpi=72"])
+    assert [s.name for s in recipe.sources[0][1]] == ["ocr.ppocr", "filter.ocr_confidence"]
+    res = CliRunner().invoke(app, ["run-op", "pdf.extract", str(pdfs["scanned"]), "--out", str(tmp_path),
+                                   "--set", "dpi=72", "--set", "emit=doc_ocr"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert rows and all(r["meta"]["needs_ocr"] for r in rows)
+    assert all(os.path.getsize(f) > 1000 for r in rows for f in r["image_files"])
