@@ -96,3 +96,24 @@ def test_text_only_batch(processor, tiny_cfg):
     assert b["pixel_values"] is None and b["attention_mask"][0].sum() < b["attention_mask"][1].sum()
     out = m(**b)
     assert out.logits.shape[:2] == b["input_ids"].shape and 5 < out.loss.item() < 8
+
+
+def test_right_padding_is_invisible_to_real_tokens(processor, tiny_cfg):
+    torch.manual_seed(0)
+    m = MultiModalityCausalLM(tiny_cfg).eval()
+    b = batch(processor)
+    assert b["attention_mask"][0].sum() < b["attention_mask"].shape[1]  # row 0 is padded
+    alone = processor(
+        [
+            [
+                {"role": "user", "content": "<image>\nWhat colour is the square?"},
+                {"role": "assistant", "content": "The square is red."},
+            ]
+        ],
+        [[picture()]],
+    )
+    n = alone["input_ids"].shape[1]
+    with torch.no_grad():
+        in_batch = m(**b).logits[0, :n]
+        single = m(**alone).logits[0]
+    assert torch.allclose(in_batch, single, atol=1e-5)
