@@ -168,15 +168,20 @@ def extraction(corpus: dict[str, list[Path]], quick: bool) -> dict[str, Any]:
     }
 
 
-def ocr_pages(corpus: dict[str, list[Path]], n: int) -> list[tuple[bytes, str]]:
-    """(PNG at 150 DPI, text-layer ground truth) for n body-text pages, alternating serif/sans files."""
+def ocr_pages(corpus: dict[str, list[Path]], n: int, real: int) -> list[tuple[bytes, str]]:
+    """(PNG at 150 DPI, text-layer ground truth) for n generated body-text pages (alternating serif and
+    sans) and `real` dense pages of the real manuals, when the machine has them."""
     import pymupdf
 
+    picks = [(corpus["running"][k % len(corpus["running"])], 1 + k // len(corpus["running"])) for k in range(n)]
+    for f in corpus["real"][:1]:
+        with pymupdf.open(str(f)) as doc:  # the pages with the most text: running prose
+            dense = sorted(range(doc.page_count), key=lambda i: -len(doc[i].get_text()))[:real]
+        picks += [(f, i) for i in sorted(dense)]
     out = []
-    for k in range(n):
-        f = corpus["running"][k % len(corpus["running"])]
+    for f, i in picks:
         with pymupdf.open(str(f)) as doc:
-            page = doc[1 + k // len(corpus["running"])]
+            page = doc[i]
             truth = page.get_text("text", flags=0, sort=True)
             out.append((page.get_pixmap(dpi=150).tobytes("png"), truth))
     return out
@@ -192,7 +197,7 @@ def ocr(corpus: dict[str, list[Path]], quick: bool) -> dict[str, Any]:
     from operators.ocr.ops import PpOcrRecognizer, TesseractRecognizer
     from operators.sample import Sample
 
-    pages = ocr_pages(corpus, 2 if quick else 4)
+    pages = ocr_pages(corpus, 2 if quick else 3, 0 if quick else 2)
     chars = sum(len(" ".join(t.split())) for _, t in pages)
     res: dict[str, Any] = {"pages": len(pages), "dpi": 150, "chars": chars}
 
@@ -208,8 +213,8 @@ def ocr(corpus: dict[str, list[Path]], quick: bool) -> dict[str, Any]:
     res["ppocr_bare_default"] = {"cer": round(sum(errs) / len(errs), 4), "pages_per_s": round(len(pages) / (time.perf_counter() - t0), 3)}
     del eng
 
-    for name, op in (("ppocr_ours", PpOcrRecognizer({"force": True, "crops": False})),
-                     ("tesseract", TesseractRecognizer({"force": True, "crops": False}))):
+    for name, op in (("ppocr_ours", PpOcrRecognizer({"force": True, "crops": False, "timeout_s": 3600})),
+                     ("tesseract", TesseractRecognizer({"force": True, "crops": False, "timeout_s": 3600}))):
         op.ensure_setup()
         t0, errs = time.perf_counter(), []
         for k, (png, truth) in enumerate(pages):
