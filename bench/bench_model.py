@@ -102,41 +102,53 @@ def _sam_attention(quick: bool) -> dict:
     }
 
 
-def _gpu_step() -> dict:
-    """1.3b, one 576-token image in a 1024-token sequence, bf16 autocast, batch 2."""
+def bf16_step(device: str = "cuda", preset: str = "1.3b", B: int = 2, T: int = 1024) -> dict:
+    """One bf16-autocast forward+backward at stage 3: one image per sequence, time and peak memory.
+
+    On CUDA with the defaults this is the issue's GPU check (1.3b, 576 image tokens in 1024).
+    """
     from model.config import VLMConfig
     from model.vlm import MultiModalityCausalLM
 
-    dev = torch.device("cuda")
-    cfg = VLMConfig.from_name("1.3b")
+    dev = torch.device(device)
+    cfg = VLMConfig.from_name(preset)
     m = MultiModalityCausalLM(cfg).to(dev).train()
     m.set_trainable(3)
-    B, T = 2, 1024
-    ids = torch.randint(4, 100000, (B, T), device=dev)
+    n, S = cfg.image_tokens, cfg.image_size
+    ids = torch.randint(4, cfg.llm.vocab_size, (B, T), device=dev)
     seq = torch.zeros(B, T, dtype=torch.bool, device=dev)
-    seq[:, 8:584] = True
+    seq[:, 8 : 8 + n] = True
     batch = {
         "input_ids": ids,
         "attention_mask": torch.ones(B, T, device=dev),
         "labels": ids,
-        "pixel_values": torch.rand(B, 1, 3, 384, 384, device=dev),
+        "pixel_values": torch.rand(B, 1, 3, S, S, device=dev),
         "images_seq_mask": seq,
-        "images_emb_mask": torch.ones(B, 1, 576, dtype=torch.bool, device=dev),
+        "images_emb_mask": torch.ones(B, 1, n, dtype=torch.bool, device=dev),
     }
+    cuda = dev.type == "cuda"
+    losses = []
 
     def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
             loss = m(**batch).loss
         loss.backward()
-        torch.cuda.synchronize()
+        m.zero_grad(set_to_none=True)
+        losses.append(loss.detach().item())
+        if cuda:
+            torch.cuda.synchronize()
 
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     s = _best(step, 3)
     return {
-        "device": torch.cuda.get_device_name(),
+        "device": torch.cuda.get_device_name() if cuda else device,
+        "preset": preset,
+        "batch": [B, T],
         "step_s": round(s, 3),
         "tokens_per_s": round(B * T / s),
-        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "loss": round(losses[-1], 3),
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
 
 
@@ -153,7 +165,7 @@ def run(quick: bool) -> dict:
         }
     finally:
         torch.set_num_threads(before)
-    res["gpu_1_3b_bf16_step"] = _gpu_step() if torch.cuda.is_available() else "no CUDA device here"
+    res["gpu_1_3b_bf16_step"] = bf16_step() if torch.cuda.is_available() else "no CUDA device here"
     return res
 
 
