@@ -3,36 +3,20 @@ loop on the same local pages; 1 vs 2 worker processes; crawl pages/s against the
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from operators.web.browser import CHROMIUM, CHROMIUM_ARGS
 from operators.web.testserver import DEFAULT_ROOT, TestSiteServer
 
 DEMO_ROOT = DEFAULT_ROOT.parent / "demo_site"
 PAGES = ["/index.html", "/boats.html", "/maps.html", "/visit.html"]
 
 
-def _bare_loop(urls: list[str]) -> float:
-    """Seconds for the plain Playwright loop: fresh context, goto, full-page JPEG screenshot, close."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        _one_bare(browser, urls[0])  # warm-up, as for ours
-        t0 = time.perf_counter()
-        for u in urls:
-            _one_bare(browser, u)
-        dt = time.perf_counter() - t0
-        browser.close()
-    return dt
-
-
 def _one_bare(browser, url: str) -> None:
+    """The plain Playwright loop body: fresh context, goto, full-page JPEG screenshot, close."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     page = ctx.new_page()
     page.goto(url, wait_until="load")
@@ -40,9 +24,36 @@ def _one_bare(browser, url: str) -> None:
     ctx.close()
 
 
-def _ours(urls: list[str]) -> tuple[float, int]:
-    """Seconds for `web.render` over the URLs with one browser kept for all of them, and samples made."""
+def _side_by_side(urls: list[str], rounds: int) -> tuple[float, float, int]:
+    """Seconds for the bare loop and for `web.render` on the same browser, alternating page by page so
+    that load from other processes falls on both alike; and the samples ours made."""
     from operators.sample import Sample
+    from operators.web.browser import BrowserSession
+    from operators.web.render import WebRenderer
+
+    session = BrowserSession()
+    session.start()
+    op = WebRenderer({"allow_hosts": "127.0.0.1"})
+    op.use_session(session)
+    _one_bare(session.browser, urls[0])  # warm-up both paths
+    op.run(urls[:1])
+    bare = ours = 0.0
+    made = 0
+    for _ in range(rounds):
+        for u in urls:
+            t0 = time.perf_counter()
+            _one_bare(session.browser, u)
+            t1 = time.perf_counter()
+            out = op.run([u])
+            t2 = time.perf_counter()
+            bare, ours = bare + t1 - t0, ours + t2 - t1
+            made += sum(isinstance(o, Sample) for o in out)
+    session.close()
+    return bare, ours, made
+
+
+def _ours(urls: list[str]) -> float:
+    """Seconds for `web.render` over the URLs with one browser kept for all of them (start-up excluded)."""
     from operators.web.render import WebRenderer
 
     op = WebRenderer({"allow_hosts": "127.0.0.1"})
@@ -50,14 +61,14 @@ def _ours(urls: list[str]) -> tuple[float, int]:
     op._ready = True
     op.run(urls[:1])  # warm-up
     t0 = time.perf_counter()
-    out = op.run(urls)
+    op.run(urls)
     dt = time.perf_counter() - t0
     op.teardown()
-    return dt, sum(isinstance(o, Sample) for o in out)
+    return dt
 
 
 def _worker(urls: list[str]) -> float:
-    return _ours(urls)[0]
+    return _ours(urls)
 
 
 def _workers(urls: list[str], n: int) -> float:
@@ -101,20 +112,16 @@ def run(quick: bool) -> dict:
     repeat = 2 if quick else 5
     with TestSiteServer(DEMO_ROOT) as srv:
         urls = [srv.url(p) for p in PAGES] * repeat
-        bare, ours, made = [], [], 0
-        for _ in range(rounds):  # alternate so that load from other processes hits both alike
-            bare.append(_bare_loop(urls))
-            dt, made = _ours(urls)
-            ours.append(dt)
-        bare_rate = len(urls) / statistics.median(bare)
-        ours_rate = len(urls) / statistics.median(ours)
+        bare, ours, made = _side_by_side(urls, rounds)
+        n = len(urls) * rounds
+        bare_rate, ours_rate = n / bare, n / ours
         one = _workers(urls, 1)
         two = _workers(urls, 2)
     return {
-        "pages": len(urls),
+        "pages": n,
         "render": {"bare_playwright_pages_per_s": round(bare_rate, 2), "ours_pages_per_s": round(ours_rate, 2),
                    "overhead_pct": round(100 * (bare_rate / ours_rate - 1), 1), "samples_made": made,
-                   "samples_per_page": round(made / len(urls), 1)},
+                   "samples_per_page": round(made / n, 1)},
         "workers": {"1_pages_per_s": round(one, 2), "2_pages_per_s": round(two, 2),
                     "speedup": round(two / one, 2)},
         "crawl": _crawl(60 if quick else 200),

@@ -103,10 +103,9 @@ class HostLimiter:
             now = time.monotonic()
             start = max(now, self._next.get(host, 0.0))
             self._next[host] = start + self._delay.get(host, self.delay_s)
+            self.starts.setdefault(host, []).append(start)
         if start > now:
-            time.sleep(start - now)
-        with self._lock:
-            self.starts.setdefault(host, []).append(time.monotonic())
+            time.sleep(start - now)  # never wakes early, so the request goes out at `start` or later
 
     def _release(self, host: str) -> None:
         self._sems[host].release()
@@ -163,6 +162,10 @@ class WebCrawler(Source):
         self.guard = AddressGuard(tuple(c.allow_hosts), tuple(c.allow_schemes))
         self.fetcher = Fetcher(self.guard, c.timeout_s, c.max_bytes, c.max_redirects, c.user_agent)
         self.stats: Counter[str] = Counter()
+
+    def setup(self) -> None:
+        # Locks and caches are per worker, made here so that the operator itself stays picklable.
+        c = self.config
         self._robots: dict[str, RobotFileParser | None] = {}
         self._robots_lock = threading.Lock()
         self.limiter = HostLimiter(c.host_concurrency, c.min_delay_s)
