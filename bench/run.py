@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     names = [a for a in argv if not a.startswith("-")]
     if not names:
-        names = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent))
+        names = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
                        if m.name.startswith("bench_"))
     console = Console()
     RESULTS.mkdir(parents=True, exist_ok=True)
