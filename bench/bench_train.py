@@ -47,7 +47,7 @@ def _ours(data: Path, processor, workers: int, batches: int) -> float:
     from train.loader import StreamDataset, StreamLoader
     from train.shards import stream_shards
 
-    enc = SampleEncoder(processor, 256, packing=False)
+    enc = SampleEncoder(processor, 256)
     ds = StreamDataset(stream_shards(data, STREAM), enc, batch_size=8, seq_len=256, pad_id=processor.tokenizer.pad_id,
                        image_tokens=processor.image_tokens, shuffle_buffer=64)
     loader = StreamLoader(ds, workers=workers)
@@ -80,7 +80,7 @@ def _model_consumption(data: Path, processor, steps: int) -> dict:
     from train.loader import StreamDataset
     from train.shards import stream_shards
 
-    enc = SampleEncoder(processor, 256, packing=False)
+    enc = SampleEncoder(processor, 256)
     ds = StreamDataset(stream_shards(data, STREAM), enc, batch_size=8, seq_len=256, pad_id=processor.tokenizer.pad_id,
                        image_tokens=processor.image_tokens, shuffle_buffer=1)
     it = iter(ds)

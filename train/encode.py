@@ -23,12 +23,12 @@ log = logging.getLogger(__name__)
 class SampleEncoder:
     """Callable used inside the loader (and its worker processes): sample dict -> example or None.
 
-    Unusable samples (broken image, placeholder/image mismatch, image tokens beyond seq_len) are skipped,
-    logged and counted in `skipped` by reason; samples cut to seq_len are counted in `truncated`.
+    Unusable samples (broken image, placeholder/image mismatch, nothing supervised within seq_len) are
+    skipped, logged and counted in `skipped` by reason; samples cut to seq_len are counted in `truncated`.
     """
 
-    def __init__(self, processor: VLChatProcessor, seq_len: int, packing: bool) -> None:
-        self.processor, self.seq_len, self.packing = processor, seq_len, packing
+    def __init__(self, processor: VLChatProcessor, seq_len: int) -> None:
+        self.processor, self.seq_len = processor, seq_len
         self.skipped: Counter[str] = Counter()
         self.truncated = 0
 
@@ -85,7 +85,8 @@ class SampleEncoder:
         return {"input_ids": b["input_ids"][0, :n], "labels": b["labels"][0, :n],
                 "images_seq_mask": b["images_seq_mask"][0, :n], "pixel_values": pixels}
 
-    def __call__(self, sample: dict) -> dict | None:
+    def __call__(self, sample: dict, packed: bool = False) -> dict | None:
+        """`packed`: the stream packs rows, so a long text-only sample may span several."""
         images = self._images(sample)
         if images is None:
             return None
@@ -98,12 +99,25 @@ class SampleEncoder:
             self.skip(sample.get("key"), "bad_sample", str(e)[:200])
             return None
         n = ex["input_ids"].numel()
-        # packing cuts long text-only samples across rows; anything else is cut to one row, never
-        # through an image (its tokens must stay whole)
-        if n > self.seq_len and not (self.packing and ex["pixel_values"] is None):
-            if bool(ex["images_seq_mask"][self.seq_len:].any()):
-                self.skip(sample.get("key"), "too_long", f"{n} tokens with image tokens past {self.seq_len}")
+        # packing cuts long text-only samples across rows; anything else is cut to one row
+        if n > self.seq_len and not (packed and ex["pixel_values"] is None):
+            ex = self._cut(ex)
+            if ex is None:
+                self.skip(sample.get("key"), "too_long", f"{n} tokens, nothing usable in {self.seq_len}")
                 return None
-            ex = {k: (v[: self.seq_len] if k != "pixel_values" else v) for k, v in ex.items()}
             self.truncated += 1
         return ex
+
+    def _cut(self, ex: dict) -> dict | None:
+        """The first seq_len tokens, never through an image: an image that does not fit whole is dropped
+        with the rest (a long interleaved document keeps its first pages)."""
+        cut, per = self.seq_len, self.processor.image_tokens
+        pos = ex["images_seq_mask"].nonzero().flatten()  # (n_img * per,) image token positions
+        kept = sum(1 for k in range(pos.numel() // per) if int(pos[(k + 1) * per - 1]) < cut)
+        if kept * per < pos.numel():
+            cut = min(cut, int(pos[kept * per]))
+        if cut < 2 or not bool((ex["labels"][1:cut] != IGNORE).any()):
+            return None
+        pixels = ex["pixel_values"][:kept] if kept else None
+        return {"input_ids": ex["input_ids"][:cut], "labels": ex["labels"][:cut],
+                "images_seq_mask": ex["images_seq_mask"][:cut], "pixel_values": pixels}

@@ -95,7 +95,7 @@ class StreamDataset(IterableDataset):
             except SampleError as e:
                 self.encode.skip(raw.get("__key__"), e.reason, str(e))
                 continue
-            example = self.encode(sample)
+            example = self.encode(sample, packed=self.packing)
             if example is not None:
                 yield example
 

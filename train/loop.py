@@ -71,7 +71,7 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
         return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     # ---- data -----------------------------------------------------------------------------------------
-    encoder = SampleEncoder(processor, cfg.data.seq_len, cfg.data.packing)
+    encoder = SampleEncoder(processor, cfg.data.seq_len)
     streams = _train_streams(cfg, data_dir, encoder, model_cfg.image_tokens, env)
     accumulation = cfg.optim.accumulation
     if cfg.data.global_batch:

@@ -19,7 +19,7 @@ def _dataset(shards, processor, **kw) -> StreamDataset:
     opts = {"batch_size": 4, "seq_len": 128, "pad_id": processor.tokenizer.pad_id, "image_tokens": 16,
                 "shuffle_buffer": 8, "seed": 1}
     opts.update(kw)
-    enc = SampleEncoder(processor, opts["seq_len"], opts.get("packing", False))
+    enc = SampleEncoder(processor, opts["seq_len"])
     return StreamDataset(shards, enc, **opts)
 
 
@@ -52,7 +52,7 @@ def test_heldout_split_is_disjoint(shards, processor) -> None:
 
 
 def test_sft_labels_supervise_only_the_answer(shards, processor) -> None:
-    enc = SampleEncoder(processor, 256, packing=False)
+    enc = SampleEncoder(processor, 256)
     raw = next(iter_tar(stream_shards(shards, "stage3-multimodal")[0]))
     from train.shards import parse_sample
 
@@ -72,8 +72,8 @@ def test_sft_labels_supervise_only_the_answer(shards, processor) -> None:
 
 def test_packing_fills_rows_and_keeps_images_whole(shards, processor) -> None:
     text = _dataset(stream_shards(shards, "stage2-text"), processor, packing=True, seq_len=64)
-    enc = SampleEncoder(processor, 64, packing=True)
-    total = sum(enc(s)["input_ids"].numel() for s in map(_parse, text._raw(0, 0, 1)))
+    enc = SampleEncoder(processor, 64)
+    total = sum(enc(s, packed=True)["input_ids"].numel() for s in map(_parse, text._raw(0, 0, 1)))
     batches = list(_one_epoch(text))
     rows = [r for b in batches for r in b["attention_mask"]]
     assert sum(int(r.sum()) for r in rows) == total  # no token lost or duplicated
@@ -156,3 +156,25 @@ def test_exact_resume_gives_the_uninterrupted_batches(shards, processor, stream,
         if a["pixel_values"] is not None:
             assert torch.equal(a["pixel_values"], b["pixel_values"])
     assert not torch.equal(before[-1]["input_ids"][:1], after[0]["input_ids"][:1])
+
+
+def test_long_interleaved_document_keeps_the_images_that_fit(processor) -> None:
+    png = shape_png("green", "circle")
+    words = " ".join(["the cat sat on the mat"] * 12)
+    sample = {"key": "long", "text": f"<image> {words} <image> {words} <image> {words}", "image_bytes": [png] * 3}
+    enc = SampleEncoder(processor, 128)
+    full = SampleEncoder(processor, 4096)(sample)
+    pos = full["images_seq_mask"].nonzero().flatten()
+    second_end, third_start = int(pos[31]), int(pos[32])
+    assert second_end < 128 <= third_start + 16 or third_start >= 128
+    ex = enc(sample, packed=True)  # a sample with images is cut even in a packed stream
+    assert ex["pixel_values"].shape[0] == 2 and int(ex["images_seq_mask"].sum()) == 32
+    assert ex["input_ids"].numel() == min(128, third_start)
+    assert enc.truncated == 1 and enc.skipped == {}
+    # a long text-only sample spans rows when packed, is cut when not; an SFT sample whose answer lies
+    # wholly past the cut has nothing to learn from: skipped
+    assert enc({"key": "t", "text": words * 3, "image_bytes": []}, packed=True)["input_ids"].numel() > 128
+    assert enc({"key": "t", "text": words * 3, "image_bytes": []})["input_ids"].numel() == 128
+    sft = {"key": "sft", "messages": [{"role": "user", "content": words * 3}, {"role": "assistant", "content": "ok"}],
+           "image_bytes": []}
+    assert enc(sft) is None and enc.skipped == {"too_long": 1} and enc.truncated == 2
