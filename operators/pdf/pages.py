@@ -145,9 +145,10 @@ class PdfPageServer:
         if opts["render"] and rect.width * rect.height * zoom * zoom > opts["max_render_pixels"]:
             raise Reject("page_too_large", f"{rect.width:.0f} x {rect.height:.0f} pt at {opts['dpi']} dpi "
                          f"exceeds {opts['max_render_pixels']} pixels")
-        for img in page.get_images(full=True):
-            if img[2] * img[3] > opts["max_image_pixels"]:
-                raise Reject("image_bomb", f"image xref {img[0]} declares {img[2]} x {img[3]} pixels")
+        if opts["render"] or opts["figures"]:  # only rendering decodes images; text extraction never does
+            for img in page.get_images(full=True):
+                if img[2] * img[3] > opts["max_image_pixels"]:
+                    raise Reject("image_bomb", f"image xref {img[0]} declares {img[2]} x {img[3]} pixels")
 
         original_rotation = upright = page.rotation
         if opts["render"] or opts["markdown"] or opts["figures"]:
