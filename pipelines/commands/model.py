@@ -78,6 +78,9 @@ def chat(
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     if dtype not in dtypes:
         raise typer.BadParameter(f"unknown dtype {dtype!r}; known: {', '.join(dtypes)}", param_hint="--dtype")
+    for need in ("config.json", "tokenizer.json"):
+        if not (checkpoint / need).is_file():
+            raise typer.BadParameter(f"no {need} in {checkpoint}", param_hint="--checkpoint")
     model = load_model(checkpoint, device=device, dtype=dtypes[dtype])
     tok = VLTokenizer.from_file(checkpoint / "tokenizer.json")
     proc = VLChatProcessor(tok, model.config)

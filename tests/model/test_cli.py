@@ -91,3 +91,20 @@ def test_chat_answers_with_a_checkpoint(tmp_path, tiny_cfg, tokenizer, processor
         app, ["chat", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "broken.png"), "hi"]
     )
     assert bad.exit_code != 0 and "unreadable image" in bad.output
+    two = runner.invoke(
+        app,
+        [
+            "chat",
+            "--checkpoint",
+            str(tmp_path / "ckpt"),
+            "--image",
+            str(tmp_path / "img.png"),
+            "<image> and <image>?",
+        ],
+    )
+    assert two.exit_code != 0 and "2 <image> placeholders but 1 images" in two.output
+    (tmp_path / "ckpt" / "tokenizer.json").unlink()
+    notok = runner.invoke(
+        app, ["chat", "--checkpoint", str(tmp_path / "ckpt"), "--image", str(tmp_path / "img.png"), "hi"]
+    )
+    assert notok.exit_code != 0 and "no tokenizer.json" in notok.output
