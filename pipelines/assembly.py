@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AssemblyResult:
-    candidates: pa.Table
+    pool_candidates: pa.Table  # every sample in the pool
+    candidates: pa.Table  # those left after the assembly steps
     removed: list[dict[str, Any]]
     selection: Selection
     shards: dict[str, list[ShardInfo]]
@@ -63,7 +64,7 @@ def member_key(key: str, copy: int) -> str:
 
 
 def assemble(pool: Pool, spec: AssemblySpec, steps: list[AssemblyStep], out: Path) -> tuple[AssemblyResult, pa.Table]:
-    candidates = pool.candidates()
+    candidates = everything = pool.candidates()
     removed: list[dict[str, Any]] = []
     reports: dict[str, Any] = {}
     for step in steps:
@@ -74,7 +75,7 @@ def assemble(pool: Pool, spec: AssemblySpec, steps: list[AssemblyStep], out: Pat
         reports[step.name] = report
         log.info("assembly %s: %d -> %d candidates", step.name, before, candidates.num_rows)
     selection = select(candidates, spec)
-    result = AssemblyResult(candidates, removed, selection, {}, reports)
+    result = AssemblyResult(everything, candidates, removed, selection, {}, reports)
     shard_of = _write_streams(pool, selection, spec, out / "shards", result)
     return result, result.selections_table(shard_of)
 

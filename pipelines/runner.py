@@ -218,12 +218,12 @@ def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None,
     runs.append({"run": run, "recipe": recipe.path, "name": recipe.name, "started": started,
                  "seconds": round(seconds, 3), "status": "ok", "resume": resume,
                  "info": dumps({"recipe": recipe.raw, "skipped_inputs": len(done)})})
-    write_catalog(out, pool.con, result.candidates, result.removed, selections, result.shards_table(),
+    write_catalog(out, pool.con, result.pool_candidates, result.removed, selections, result.shards_table(),
                   inputs, result.mixture_table(), runs)
     n_rej = pool.con.sql("SELECT count(*) FROM rejections").fetchall()[0][0]
     return BuildResult(
         output=out, run=run, inputs=sum(len(u) for _, _, u in planned), skipped_inputs=len(done),
-        samples=result.candidates.num_rows, rejected=int(n_rej) + len(result.removed), seconds=seconds,
+        samples=result.pool_candidates.num_rows, rejected=int(n_rej) + len(result.removed), seconds=seconds,
         steps=list(stats.values()), streams={s: len(v) for s, v in result.selection.streams.items()},
         mixture=result.mixture_table().to_pylist(), assembly=result.step_reports,
     )

@@ -38,6 +38,9 @@ def verify(out: Path) -> list[str]:
             problems.append(f"ledger: sample {key} both accepted and rejected in the build")
         for (key,) in rows("SELECT key FROM samples WHERE NOT kept AND selected LIMIT 20"):
             problems.append(f"assembly: removed sample {key} was still selected into a stream")
+        for (key,) in rows("SELECT key FROM ledger WHERE phase = 'assembly' AND key NOT IN "
+                           "(SELECT key FROM samples WHERE NOT kept) LIMIT 20"):
+            problems.append(f"catalog: {key} removed in assembly but not listed as a removed sample")
         accepted = rows("SELECT count(*) FROM ledger WHERE phase = 'build' AND status = 'accepted'")[0][0]
         n_samples = rows("SELECT count(*) FROM samples")[0][0]
         if accepted != n_samples:

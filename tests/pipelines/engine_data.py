@@ -37,6 +37,9 @@ def make_inputs(root: Path) -> dict[str, Path]:
         ImageDraw.Draw(im).rectangle([4, 4, 20 + i, 30], fill=(255, 255, 255))
         im.save(images / f"img{i:02d}.png")
         (images / f"img{i:02d}.txt").write_text(f"A blue card with a white box number {i}.")
+    # an exact copy (same bytes, same caption) under another name: dedup.exact removes it in assembly
+    (images / "zz_copy_of_img03.png").write_bytes((images / "img03.png").read_bytes())
+    (images / "zz_copy_of_img03.txt").write_text((images / "img03.txt").read_text())
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     (images / "broken.txt").write_text("A broken file.")
     Image.new("RGB", (32, 32)).save(images / "nocaption.png")
@@ -53,6 +56,7 @@ def write_recipe(root: Path, inputs: dict[str, Path], maxcount: int = 7) -> Path
         ],
         "assembly": {
             "seed": 7,
+            "steps": [{"step": "dedup.exact", "with": {"by": "images"}}],
             "mixture": {
                 "stage1": {"ratios": {"caption": 1.0}},
                 "stage2": {"ratios": {"text_only": 0.7, "caption": 0.3}},

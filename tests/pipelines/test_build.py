@@ -39,10 +39,13 @@ def test_ledger_balances_and_counts(built):
     assert verify(out) == []
     con = duckdb.connect(str(out / "catalog.duckdb"), read_only=True)
     n_inputs = con.sql("SELECT count(*) FROM inputs").fetchall()[0][0]
-    assert n_inputs == 2 + GOOD_IMAGES + sum(BROKEN_IMAGES.values())  # 2 text files + every image file
-    assert first.samples == GOOD_TEXTS + 1 + GOOD_IMAGES
+    assert n_inputs == 2 + GOOD_IMAGES + 1 + sum(BROKEN_IMAGES.values())  # 2 text files + every image file
+    assert first.samples == GOOD_TEXTS + 1 + GOOD_IMAGES + 1
     reasons = dict(con.sql("SELECT reason, count(*) FROM ledger WHERE status = 'rejected' GROUP BY 1").fetchall())
-    assert reasons == {**BROKEN_TEXT_RECORDS, **BROKEN_IMAGES}
+    assert reasons == {**BROKEN_TEXT_RECORDS, **BROKEN_IMAGES, "exact_duplicate": 1}
+    dup = con.sql("SELECT s.input, s.kept, s.selected, l.detail FROM samples s JOIN ledger l USING (key) "
+                  "WHERE l.reason = 'exact_duplicate'").fetchall()
+    assert len(dup) == 1 and dup[0][0].endswith("zz_copy_of_img03.png") and dup[0][1:3] == (False, False)
     # every input is accounted for: accepted samples or a rejection
     orphan = con.sql("SELECT count(*) FROM inputs WHERE input NOT IN (SELECT input FROM ledger)").fetchall()[0][0]
     assert orphan == 0
@@ -133,7 +136,7 @@ def test_cli_build_verify_stats_inspect(built, tmp_path):
     assert r.exit_code == 0 and "ledger balances" in r.output
     r = runner.invoke(app, ["stats", str(out), "--json"])
     s = json.loads(r.output)
-    assert s["by_source"] == {"images": GOOD_IMAGES, "text": GOOD_TEXTS + 1}
+    assert s["by_source"] == {"images": GOOD_IMAGES + 1, "text": GOOD_TEXTS + 1}
     assert s["rejections"]["build:images.folder:corrupt_image"] == 1
     shard = next((out / "shards" / "stage1-multimodal").glob("*.tar"))
     r = runner.invoke(app, ["inspect", str(shard), "-n", "2", "--out", str(tmp_path / "imgs")])

@@ -65,7 +65,7 @@ def test_image_folder_reader_rejects_broken_and_bombs(tmp_path):
     out = op.run()
     samples = [o for o in out if isinstance(o, Sample)]
     reasons = Counter(o.reason for o in out if isinstance(o, Rejection))
-    assert len(samples) == GOOD_IMAGES
+    assert len(samples) == GOOD_IMAGES + 1  # + the exact copy (removed later, in assembly)
     assert dict(reasons) == {**BROKEN_IMAGES, "image_too_large": 1}
     s = samples[0]
     assert s.images == ["0.png"] and s.image_bytes[0].startswith(b"\x89PNG")
