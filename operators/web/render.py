@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from operators.base import Operator, OperatorConfig, Reject, Resources, Source, register
 from operators.sample import InputUnit, Item, Rejection, Sample
@@ -59,15 +59,20 @@ class RenderConfig(OperatorConfig):
     max_widgets: int = Field(4, ge=1)
     min_caption_side: int = Field(64, ge=1)
 
+    @field_validator("samples")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        bad = sorted(set(v) - set(SAMPLE_KINDS))
+        if bad:
+            raise ValueError(f"unknown sample kinds {bad}; allowed: {', '.join(SAMPLE_KINDS)}")
+        return v
+
     def render_options(self) -> RenderOptions:
         return RenderOptions(self.viewport, self.device_scale, self.javascript, self.wait_until, self.idle_ms,
                              self.timeout_s, self.max_height, self.image_format, self.jpeg_quality,
                              self.reject_dialogs, self.reject_popups)
 
     def sample_options(self) -> SampleOptions:
-        bad = set(self.samples) - set(SAMPLE_KINDS)
-        if bad:
-            raise ValueError(f"samples: unknown kinds {sorted(bad)}; allowed: {SAMPLE_KINDS}")
         return SampleOptions(kinds=tuple(self.samples), max_code_chars=self.max_code_chars,
                              max_grounding=self.max_grounding, max_widgets=self.max_widgets,
                              min_caption_side=self.min_caption_side)

@@ -21,6 +21,8 @@ def test_web_recipe_loads_and_takes_seeds():
     assert src.name == "web.crawl" and [s.name for s in chain] == ["web.render"]
     assert src.build().list_inputs() == ["http://127.0.0.1:9/a.html", "http://127.0.0.1:9/b.html"]
     assert chain[0].config.allow_hosts == ["127.0.0.1"]
+    with pytest.raises(ValueError, match="unknown sample kinds"):
+        load_recipe("pipelines/web.yaml", ["sources.0.steps.0.with.samples=code,poems"])
 
 
 def test_archive_command_writes_a_warc(tmp_path):
