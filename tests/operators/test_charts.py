@@ -233,3 +233,24 @@ def test_real_tables_match_the_files_they_come_from():
         assert row[0] == round(ref[lab] / 1e6, 1)
     ret = D.real_goog_returns(rng, 3)
     assert len(ret.labels) == 3 and all(len(s) >= 40 for s in ret.samples)
+
+
+def test_styles_and_sources_vary_across_charts():
+    """Plans only (no rendering): styles, sizes and data sources spread over what the config allows."""
+    from operators.charts import ChartConfig, plan_chart, unit_rng
+
+    cfg = ChartConfig(count=210, seed=1, dpi_min=70, dpi_max=100)
+    plans = []
+    for i in range(cfg.count):
+        rng, _ = unit_rng(f"charts.synth:seed=1:i={i:06d}")
+        plans.append(plan_chart(cfg.kinds[i % len(cfg.kinds)], rng, cfg))
+    styles = [p.style for p in plans]
+    assert len({s.sheet for s in styles}) >= 6 and len({s.font for s in styles}) == 4
+    assert len({tuple(s.palette) for s in styles}) >= 10 and len({s.figsize for s in styles}) >= 5
+    assert all(70 <= s.dpi <= 100 for s in styles) and len({s.dpi for s in styles}) >= 15
+    assert {s.value_labels for s in styles} == {True, False} and {s.grid for s in styles} == {True, False}
+    assert {s.legend_loc for s in styles} >= {"best", "outside"} and {s.highlight for s in styles} == {True, False}
+    sources = Counter(p.table.source.rsplit("/", 1)[-1] for p in plans)
+    assert {"synthetic", "Stocks.csv", "msft.csv", "goog.npz"} <= set(sources), sources
+    assert 0.15 < 1 - sources["synthetic"] / len(plans) < 0.45  # real_fraction defaults to 0.3
+    assert len({p.table.title.split(":")[0] for p in plans}) >= 12  # many themes, not one
