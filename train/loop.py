@@ -48,16 +48,18 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
     if resume and last is None:
         log.warning("--resume: no checkpoint under %s, starting from step 0", ckpt_dir)
     torch.manual_seed(cfg.data.seed)  # the same initial weights on every rank
+    init_from = _resolve_init(cfg.init_from)
 
     # ---- tokenizer, model, optimizer -----------------------------------------------------------------
-    tokenizer = _tokenizer(cfg, data_dir, out, env)
+    tokenizer = _tokenizer(cfg, data_dir, out, env, init_from)
     preset = VLMConfig.from_name(cfg.model)
     vocab = max(preset.llm.vocab_size, -(-tokenizer.vocab_size // 64) * 64)
     model_cfg = VLMConfig.from_name(cfg.model, vocab_size=vocab)
     processor = VLChatProcessor(tokenizer, model_cfg)
     model = MultiModalityCausalLM(model_cfg)
-    if cfg.init_from:
-        ckpt.load_weights(model, Path(cfg.init_from))
+    if init_from is not None:
+        ckpt.load_weights(model, init_from)
+        log.info("initial weights from %s", init_from)
     trainable = model.set_trainable(cfg.stage)
     model.set_grad_checkpointing(cfg.activation_checkpointing)
     model.to(env.device)
@@ -179,22 +181,35 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
             "final_loss": history["loss"][-1] if history["loss"] else math.nan}
 
 
-def _tokenizer(cfg: TrainConfig, data_dir: Path, out: Path, env: DistEnv) -> VLTokenizer:
+def _resolve_init(init_from: str | None) -> Path | None:
+    """A checkpoint directory, or a previous stage's run directory (its latest checkpoint)."""
+    if not init_from:
+        return None
+    p = Path(init_from)
+    found = ckpt.latest(p / "checkpoints") if (p / "checkpoints").is_dir() else p
+    if found is None or not p.exists():
+        raise FileNotFoundError(f"init_from {init_from}: no checkpoint there")
+    return found
+
+
+def _tokenizer(cfg: TrainConfig, data_dir: Path, out: Path, env: DistEnv, init_from: Path | None) -> VLTokenizer:
     """The configured tokenizer.json, else the previous stage's (init_from), else the one this run trained
-    earlier, else train one on the data. A copy stays in `out` and goes into every checkpoint."""
+    earlier, else train one on every stream of the build (so later stages can share it). A copy stays in
+    `out` and goes into every checkpoint."""
     path = out / "tokenizer.json"
     given = cfg.tokenizer
-    if not given and cfg.init_from and (Path(cfg.init_from) / "tokenizer.json").exists():
-        given = str(Path(cfg.init_from) / "tokenizer.json")  # token ids must match the weights
+    if not given and init_from is not None and (init_from / "tokenizer.json").exists():
+        given = str(init_from / "tokenizer.json")  # token ids must match the weights
     if given:
         if env.is_main:
             out.mkdir(parents=True, exist_ok=True)
             VLTokenizer.from_file(given).save(path)
     elif env.is_main and not path.exists():
-        names = sorted({*cfg.data.streams.values(), *cfg.data.sft_streams.values()})
+        root = data_dir / "shards"
+        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         shards = [s for name in names for s in stream_shards(data_dir, name)[:8]]
         if not shards:
-            raise FileNotFoundError(f"no shards under {data_dir}/shards for {sorted(cfg.data.streams.values())}")
+            raise FileNotFoundError(f"no shards under {root}")
         out.mkdir(parents=True, exist_ok=True)
         train_tokenizer(shards, vocab_size=cfg.tokenizer_vocab, from_files=True).save(path)
         log.info("trained a %d-token BPE on %d shards -> %s", cfg.tokenizer_vocab, len(shards), path)

@@ -18,6 +18,8 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the config's).", min=1)] = None,
     out: Annotated[Path, typer.Option(help="Where checkpoints, metrics.jsonl and tb/ go.")] = Path("out/train"),
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint under --out.")] = False,
+    init_from: Annotated[Path | None, typer.Option(help="Start from these weights: a checkpoint, or the --out "
+                                                        "of the previous stage (its latest checkpoint).")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default).", min=0)] = 0,
 ) -> None:
     """Train one stage (run under torchrun for DDP/FSDP); rank 0 logs JSONL and TensorBoard scalars."""
@@ -34,6 +36,10 @@ def train(
         cfg = load_config(config, steps)
     except (OSError, ValueError, TypeError) as e:
         raise typer.BadParameter(str(e), param_hint="CONFIG") from e
+    if init_from is not None:
+        if not init_from.exists():
+            raise typer.BadParameter(f"no such checkpoint or run: {init_from}", param_hint="--init-from")
+        cfg = cfg.model_copy(update={"init_from": str(init_from)})
     if not (data / "shards").is_dir():
         raise typer.BadParameter(f"no shards/ under {data}; build one first (make demo)", param_hint="--data")
     try:

@@ -7,6 +7,7 @@ import math
 import shutil
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -84,3 +85,28 @@ def test_activation_checkpointing_and_accumulation(shards, tmp_path) -> None:
     assert recomputed["losses"] == pytest.approx(plain["losses"], rel=1e-5)
     by_global = train(tiny(3, steps=1, data__global_batch=8, data__batch_size=2), shards, tmp_path / "global")
     assert by_global["accumulation"] == 4  # 8 rows per step / (2 rows x 1 process)
+
+
+def test_stages_chain_through_init_from(shards, tmp_path) -> None:
+    """Stage 3 starts from stage 1's run directory: its weights and its tokenizer."""
+    from model.checkpoint import load_state_dict
+
+    one = train(tiny(1, steps=2), shards, tmp_path / "stage1")
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "cfg3.yaml"), "--init-from", str(tmp_path / "nope")])
+    assert r.exit_code != 0
+    (tmp_path / "cfg3.yaml").write_text(yaml.safe_dump(tiny(3, steps=1, optim__lr=1e-9).model_dump(mode="json")))
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "cfg3.yaml"), "--data", str(shards), "--out",
+                                 str(tmp_path / "stage3"), "--init-from", str(tmp_path / "stage1")])
+    assert r.exit_code == 0, r.output
+    before = load_state_dict(one["checkpoint"])
+    after = load_state_dict(tmp_path / "stage3" / "checkpoints" / "step-00000001")
+    adaptor = [k for k in before if k.startswith("adaptor.")]
+    assert adaptor and all(torch.allclose(before[k], after[k], atol=1e-6) for k in adaptor)
+    fresh = load_state_dict(tmp_path / "stage1" / "checkpoints" / "step-00000002")
+    torch.manual_seed(0)
+    from model.config import VLMConfig
+    from model.vlm import MultiModalityCausalLM
+
+    init = MultiModalityCausalLM(VLMConfig.from_name("tiny")).state_dict()
+    assert not all(torch.equal(init[k], fresh[k]) for k in adaptor)  # stage 1 did move the adaptor
+    assert (tmp_path / "stage3" / "tokenizer.json").read_text() == (tmp_path / "stage1" / "tokenizer.json").read_text()
