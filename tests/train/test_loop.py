@@ -102,11 +102,10 @@ def test_stages_chain_through_init_from(shards, tmp_path) -> None:
     after = load_state_dict(tmp_path / "stage3" / "checkpoints" / "step-00000001")
     adaptor = [k for k in before if k.startswith("adaptor.")]
     assert adaptor and all(torch.allclose(before[k], after[k], atol=1e-6) for k in adaptor)
-    fresh = load_state_dict(tmp_path / "stage1" / "checkpoints" / "step-00000002")
     torch.manual_seed(0)
     from model.config import VLMConfig
     from model.vlm import MultiModalityCausalLM
 
     init = MultiModalityCausalLM(VLMConfig.from_name("tiny")).state_dict()
-    assert not all(torch.equal(init[k], fresh[k]) for k in adaptor)  # stage 1 did move the adaptor
+    assert not all(torch.equal(init[k], before[k]) for k in adaptor)  # stage 1 did move the adaptor
     assert (tmp_path / "stage3" / "tokenizer.json").read_text() == (tmp_path / "stage1" / "tokenizer.json").read_text()
