@@ -97,6 +97,14 @@ def make_bad_pdfs(d):
     bomb.save(str(d / "bomb.pdf"))
     paths["bomb"] = d / "bomb.pdf"
 
+    # a text layer of unmapped glyphs (what broken font encodings give): routed to OCR, not trusted
+    garbage = pymupdf.open()
+    garbage.new_page().insert_textbox(pymupdf.Rect(72, 72, 540, 700), "".join(chr(0xE000 + i % 300) for i in range(400)),
+                                      fontsize=11, fontfile="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                                      fontname="dv")
+    garbage.save(str(d / "garbage.pdf"))
+    paths["garbage"] = d / "garbage.pdf"
+
     # a page whose content stream takes seconds to interpret: the page timeout kills the worker
     slow = pymupdf.open()
     _text_page(slow, "The first page is fine and holds enough real text to count.")
@@ -134,7 +142,9 @@ def test_every_bad_pdf_is_rejected_with_a_reason(bad):
     assert one["giant"] == ["page_too_large", "page_too_large"]
     assert one["bomb"] == ["image_bomb"]
     assert one["slow"] == ["page_timeout"]
-    assert one["good"] == []
+    assert one["good"] == [] and one["garbage"] == []
+    garbage = [s for s in out if isinstance(s, Sample) and s.input == str(bad["garbage"])]
+    assert [(s.meta["needs_ocr"], s.meta["text_layer"]) for s in garbage] == [(True, "garbage_text_layer")]
 
     def pages(p):
         return sorted(s.meta["page"] for s in out if isinstance(s, Sample) and s.input == str(p))
