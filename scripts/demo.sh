@@ -28,8 +28,24 @@ done
 
 $BIN/dsvl-data build pipelines/demo.yaml --output "$OUT" --set inputs="$IN" \
   --set seeds="http://127.0.0.1:$PORT/index.html"
+kill $SERVER 2>/dev/null || true
 $BIN/dsvl-data verify "$OUT"
 $BIN/dsvl-data stats "$OUT"
+$BIN/dsvl-data report "$OUT"
+
+# the bundled trainer: the tiny hybrid model, stage 2 (language warm-up 1.0 -> 0.7) on the demo shards
+$BIN/dsvl-data train tiny-stage2 --data "$OUT" --steps ${DEMO_STEPS:-30} --out "$OUT/train"
+$BIN/python - "$OUT/train/metrics.jsonl" <<'PY'
+import json, sys
+rows = [r for r in map(json.loads, open(sys.argv[1])) if "train/loss" in r]
+vals = [r for r in map(json.loads, open(sys.argv[1])) if "val/text_loss" in r]
+print(f"tiny model, stage 2: train loss {rows[0]['train/loss']:.3f} (step {rows[0]['step']}) -> "
+      f"{rows[-1]['train/loss']:.3f} (step {rows[-1]['step']}); validation text/multimodal loss "
+      f"{vals[0]['val/text_loss']:.3f}/{vals[0]['val/multimodal_loss']:.3f} -> "
+      f"{vals[-1]['val/text_loss']:.3f}/{vals[-1]['val/multimodal_loss']:.3f}")
+PY
 echo
 echo "demo shards:  $(cd "$OUT/shards" && pwd)"
 echo "catalog:      $(cd "$OUT" && pwd)/catalog.duckdb"
+echo "report:       $(cd "$OUT" && pwd)/report.html"
+echo "checkpoints:  $(cd "$OUT/train" && pwd)/checkpoints"
