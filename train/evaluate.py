@@ -4,6 +4,7 @@ and multiple-choice perplexity (score every option, pick the lowest perplexity) 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -23,9 +24,7 @@ def validation_loss(model: torch.nn.Module, batches: Iterator[dict], limit: int,
     """Token-weighted mean loss over up to `limit` batches: (loss, supervised tokens). Every rank reads the
     same held-out batches (sharded models need the same forwards on all ranks), so nothing is reduced."""
     total, tokens = 0.0, 0
-    for i, batch in enumerate(batches):
-        if i >= limit:
-            break
+    for batch in itertools.islice(batches, limit):
         n = int((batch["labels"][:, 1:] != IGNORE).sum())
         if n == 0:
             continue
