@@ -1,13 +1,16 @@
-"""Two CPU processes (gloo): DDP gives the gradients of one process on the whole batch; FSDP2 trains."""
+"""Two CPU processes (gloo): DDP gives the gradients of one process on the whole batch; FSDP2 trains,
+and its checkpoint resumes under DDP."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import socket
 import sys
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -59,9 +62,19 @@ def _worker(rank: int, world: int, port: int, out: str, shards: str) -> None:
     res = train(tiny(2, steps=3, distributed="fsdp", data__seq_len=128, mixing={"language_share": 0.5, "warmup_steps": 0},
                      checkpoint={"every": 2, "keep_last": 2}, eval={"every": 1000, "batches": 1, "mc_path": None}),
                 shards, os.path.join(out, "fsdp"))
+    # a run stopped after step 2 resumes under DDP: full state dicts make the strategies interchangeable
+    cut = os.path.join(out, "cut")
+    if rank == 0:
+        shutil.copytree(os.path.join(out, "fsdp", "checkpoints", "step-00000002"),
+                        os.path.join(cut, "checkpoints", "step-00000002"))
+        shutil.copy(os.path.join(out, "fsdp", "tokenizer.json"), cut)
+    dist.barrier()
+    again = train(tiny(2, steps=3, distributed="ddp", data__seq_len=128,
+                       mixing={"language_share": 0.5, "warmup_steps": 0},
+                       eval={"every": 1000, "batches": 1, "mc_path": None}), shards, cut, resume=True)
     if rank == 0:
         with open(os.path.join(out, "fsdp.json"), "w") as f:
-            json.dump(res, f)
+            json.dump({"fsdp": res, "ddp_resumed": again}, f)
     dist.destroy_process_group()
 
 
@@ -86,7 +99,9 @@ def test_ddp_gradients_match_one_process_and_fsdp_trains(shards, tmp_path) -> No
             torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
     assert any(n.startswith("adaptor.") for n in ref[0]) and not any(n.startswith("adaptor.") for n in ref[1])
 
-    res = json.loads((tmp_path / "fsdp.json").read_text())
+    both = json.loads((tmp_path / "fsdp.json").read_text())
+    res = both["fsdp"]
+    assert both["ddp_resumed"]["losses"] == pytest.approx(res["losses"][2:], rel=1e-4)
     assert res["steps"] == 3 and len(res["losses"]) == 3 and all(math.isfinite(x) for x in res["losses"])
     assert set(res["streams"]) == {"text", "multimodal"}
     ckpts = sorted((tmp_path / "fsdp" / "checkpoints").iterdir())
