@@ -322,6 +322,12 @@ class PageRenderer:
                     refused.add(req.url)
                     route.abort("blockedbyclient")
                     return
+                except Exception as e:  # noqa: BLE001  a resolver bug must fail the resource, not hang the page
+                    log.warning("resolver failed on %s: %r", req.url, e)
+                    blocked.append((req.url, "resource_error"))
+                    refused.add(req.url)
+                    route.abort("failed")
+                    return
                 if nav and ("attachment" in res.headers.get("content-disposition", "").lower()
                             or res.content_type not in _PAGE_TYPES):
                     events["download"] += 1  # refused before Chromium starts a download
