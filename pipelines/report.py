@@ -264,7 +264,7 @@ def write_report(out_dir: str | Path, html_path: str | Path | None = None) -> Pa
     html = render(collect(out_dir))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
+    tmp.write_text(html, encoding="utf-8", errors="replace")  # a lone surrogate in sample text
     os.replace(tmp, target)
     log.info("report: %s (%d bytes)", target, len(html))
     return target

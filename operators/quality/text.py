@@ -24,14 +24,19 @@ def sample_text(text: str | None, messages: list[dict[str, Any]] | None) -> str:
     return body.replace(_IMAGE_TAG, " ").strip()
 
 
+def valid_utf8(text: str) -> str:
+    """Lone surrogates (from JSON escapes like "\\ud800") cannot be encoded: they become "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def normalise_text(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed: trivially different copies hash the same."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return _WS.sub(" ", unicodedata.normalize("NFKC", valid_utf8(text)).casefold()).strip()
 
 
 def one_line(text: str, limit: int = 20000) -> str:
     """fastText reads one line per document; long documents are cut (the head decides the label)."""
-    return _WS.sub(" ", text[:limit]).strip()
+    return _WS.sub(" ", valid_utf8(text[:limit])).strip()
 
 
 def file_sha256(path: str | Path) -> str:

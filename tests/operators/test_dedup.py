@@ -107,6 +107,15 @@ def test_exact_removes_copies_up_to_case_and_whitespace_and_keeps_smallest_key(t
     assert [(r.key, r.detail) for r in removed] == [("b-copy", "duplicate_of=a-orig")]
 
 
+def test_exact_and_near_accept_unencodable_text():
+    samples = [text_sample("a", "caf\u00e9 \ud800 menu of the day with soup"),
+               text_sample("b", "CAF\u00c9 \ud800 menu of the day with soup")]
+    _, removed, _ = ExactDeduplicator({}).run(candidates(samples), MemoryPool(samples))
+    assert [(r.key, r.detail) for r in removed] == [("b", "duplicate_of=a")]
+    _, removed, _ = NearDeduplicator({}).run(candidates(samples), MemoryPool(samples))
+    assert [(r.key, r.detail) for r in removed] == [("b", "duplicate_of=a")]
+
+
 def test_exact_only_looks_at_candidates():
     samples = [text_sample("a", "same"), text_sample("b", "same"), text_sample("c", "same")]
     kept, removed, _ = ExactDeduplicator({}).run(candidates(samples[1:]), MemoryPool(samples))

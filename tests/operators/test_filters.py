@@ -113,6 +113,16 @@ def test_text_filter_gopher_rules(text, lang, reason):
         assert isinstance(out[0], Rejection) and out[0].reason == reason, out
 
 
+def test_text_filter_huge_and_odd_text():
+    huge = Sample(key="h", input="in", source="test", task="text", category="text_only", stage=[2],
+                  text="word " * 150_000, lang="en")
+    out = run_operator(TextFilter({}), [huge])
+    assert out[0].reason == "text_too_long" and out[0].detail == "150000 words > 100000"
+    odd = Sample(key="o", input="in", source="test", task="text", category="text_only", stage=[2],
+                 text="\ud800\x00 " + GOOD, lang=None)  # lone surrogate and NUL; no language known
+    assert isinstance(run_operator(TextFilter({}), [odd])[0], Sample)
+
+
 def test_text_filter_reads_messages_and_gopher_min_words():
     s = Sample(key="t2", input="in", source="test", task="sft", category="general_instruct", stage=[3],
                messages=[{"role": "user", "content": "<image>\nWhat is shown?"},

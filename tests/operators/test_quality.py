@@ -69,6 +69,10 @@ def test_langid_reads_messages_and_ocr_text_and_skips_image_only(langid, tmp_pat
     out = run_operator(langid, [sft, page, image_only])
     assert [s.lang for s in out] == ["fr", "de", None]
     assert "lang_score" not in out[2].scores
+    # hostile text: NUL, a lone surrogate (valid JSON, not encodable), 5 MB on one line
+    odd = [text_sample("n", "Hello\x00 world, this is\r\n a test"), text_sample("s", "\ud800 " + TEXTS["de"]),
+           text_sample("h", TEXTS["fr"] * 50_000)]
+    assert [s.lang for s in run_operator(langid, odd)] == ["en", "de", "fr"]
     # the model path can be set in the recipe; a missing model stops the operator (not a per-sample reject)
     copy = tmp_path / "lid.ftz"
     shutil.copy(default_lid_path(), copy)
