@@ -136,9 +136,11 @@ def test_correct_latin1_page_is_accepted(site):
 
 
 def test_private_addresses_refused_without_allowlist(site):
+    site.log.clear()
     op = get_operator("web.crawl")({"min_delay_s": 0})
     out = op.run([site.url("/index.html")])
-    assert [o.reason for o in out] == ["blocked_address"] and site.log.paths()[-1:] != ["/index.html"]
+    assert [o.reason for o in out] == ["blocked_address"] and "loopback" in out[0].detail
+    assert site.log.paths() == []  # refused before connecting: not even robots.txt was asked for
 
 
 def test_config_accepts_comma_separated_lists():
