@@ -163,7 +163,8 @@ def _init_ray(address: str | None, cpus_needed: float) -> None:
             # Actor pools hold their CPUs for the whole streaming build; on a small machine the
             # logical CPU count is raised so every pool can start (the OS shares the real cores).
             cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
-            ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR",
+                     log_to_driver=False)  # "local": never join a cluster some `ray start` left behind
     have = ray.cluster_resources().get("CPU", 0)
     if have < cpus_needed:
         raise RecipeError(f"the recipe's actor pools need {cpus_needed:g} CPUs but the Ray cluster has {have:g}: "

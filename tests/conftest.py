@@ -14,7 +14,7 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=8,  # logical: recipes with several actor pools must start on 2 cores
+        ray.init(address="local", num_cpus=8,  # logical: recipes with several actor pools must start on 2 cores
                   include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  object_store_memory=1 << 30)
     yield ray
