@@ -119,6 +119,13 @@ def test_mobile_viewport_without_javascript(site, session):
     assert "written by JavaScript" not in samples["code"].text
 
 
+def test_laptop_preset_with_device_scale_override(site, session):
+    op = make(session, viewport="laptop", device_scale=1.5, samples="code")
+    samples, _ = split(op.run([site.url("/table.html")]))
+    assert size(samples["code"].image_bytes[0]) == (2049, 1152)  # 1366x768 CSS pixels at scale 1.5
+    assert samples["code"].meta["scale"] == 1.5 and samples["code"].meta["viewport"] == [1366, 768]
+
+
 @pytest.mark.parametrize("path,reason", [
     ("/hostile/dialog.html", "page_dialog"),
     ("/hostile/popup.html", "page_popup"),
