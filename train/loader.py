@@ -31,14 +31,15 @@ class StreamDataset(IterableDataset):
     def __init__(self, shards: list[str], encode: SampleEncoder, *, batch_size: int, seq_len: int, pad_id: int,
                  image_tokens: int, packing: bool = False, shuffle_buffer: int = 64, seed: int = 0,
                  rank: int = 0, world: int = 1, split: str = "train", heldout_percent: float = 0.0,
-                 start: dict | None = None) -> None:
+                 heldout: frozenset[str] | None = None, start: dict | None = None) -> None:
         if not shards:
             raise ValueError("a stream needs at least one shard")
         self.shards, self.encode = list(shards), encode
         self.batch_size, self.seq_len, self.pad_id = batch_size, seq_len, pad_id
         self.image_tokens, self.packing = image_tokens, packing
         self.shuffle_buffer, self.seed, self.rank, self.world = shuffle_buffer, seed, rank, world
-        self.split, self.heldout_percent = split, heldout_percent
+        # an explicit held-out key set (small streams) wins over the hash threshold
+        self.split, self.heldout_percent, self.heldout = split, heldout_percent, heldout
         self.start = start or {"slots": {}, "next_worker": 0}
 
     # -- the reading order ------------------------------------------------------------------
@@ -64,7 +65,9 @@ class StreamDataset(IterableDataset):
         for path in mine:
             try:
                 for raw in iter_tar(path):
-                    held = is_heldout(sample_key(raw), self.heldout_percent)
+                    key = sample_key(raw)
+                    held = key in self.heldout if self.heldout is not None else \
+                        is_heldout(key, self.heldout_percent)
                     if held != (self.split == "val"):
                         continue
                     if stride == 1 or i % stride == slot:

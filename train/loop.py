@@ -7,6 +7,7 @@ Runs as one process, or under torchrun with DDP or FSDP2; every schedule is a pu
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from train.evaluate import load_mc_items, mc_perplexity, validation_loss
 from train.loader import StreamDataset, StreamLoader, to_device, tokens_in
 from train.metrics import MetricsLogger
 from train.schedule import language_share_at, lr_at, step_plan
-from train.shards import stream_shards
+from train.shards import heldout_keys, stream_count, stream_shards
 
 log = logging.getLogger(__name__)
 # the loader's worker processes fork after the tokenizer has run; its own thread pool must stay off
@@ -217,12 +218,20 @@ def _tokenizer(cfg: TrainConfig, data_dir: Path, out: Path, env: DistEnv, init_f
     return VLTokenizer.from_file(path)
 
 
-def _dataset(cfg: TrainConfig, shards: list[str], encoder: SampleEncoder, image_tokens: int, *, rank: int,
-             world: int, split: str, packing: bool) -> StreamDataset:
+@functools.cache
+def _heldout(shards: tuple[str, ...], count: int, percent: float) -> frozenset[str] | None:
+    return heldout_keys(list(shards), count, percent)  # scanned once per stream, not at every evaluation
+
+
+def _dataset(cfg: TrainConfig, data_dir: Path, name: str, encoder: SampleEncoder, image_tokens: int, *,
+             rank: int, world: int, split: str, packing: bool) -> StreamDataset:
     d = cfg.data
+    shards = stream_shards(data_dir, name)
+    heldout = _heldout(tuple(shards), stream_count(data_dir, name), d.heldout_percent)
     return StreamDataset(shards, encoder, batch_size=d.batch_size, seq_len=d.seq_len, pad_id=encoder.pad_id,
                          image_tokens=image_tokens, packing=packing, shuffle_buffer=d.shuffle_buffer,
-                         seed=d.seed, rank=rank, world=world, split=split, heldout_percent=d.heldout_percent)
+                         seed=d.seed, rank=rank, world=world, split=split, heldout_percent=d.heldout_percent,
+                         heldout=heldout)
 
 
 def _train_streams(cfg: TrainConfig, data_dir: Path, encoder: SampleEncoder, image_tokens: int,
@@ -234,10 +243,9 @@ def _train_streams(cfg: TrainConfig, data_dir: Path, encoder: SampleEncoder, ima
         wanted.update({f"sft-{m}": (name, False) for m, name in cfg.data.sft_streams.items()})
     loaders = {}
     for key, (name, packing) in wanted.items():
-        shards = stream_shards(data_dir, name)
-        if shards:
-            ds = _dataset(cfg, shards, encoder, image_tokens, rank=env.rank, world=env.world, split="train",
-                          packing=packing)
+        if stream_shards(data_dir, name):
+            ds = _dataset(cfg, data_dir, name, encoder, image_tokens, rank=env.rank, world=env.world,
+                          split="train", packing=packing)
             loaders[key] = StreamLoader(ds, workers=cfg.data.workers)
     if not any(k in loaders for k in cfg.data.streams):
         raise FileNotFoundError(f"none of the streams {sorted(cfg.data.streams.values())} under {data_dir}/shards")
@@ -246,10 +254,10 @@ def _train_streams(cfg: TrainConfig, data_dir: Path, encoder: SampleEncoder, ima
 
 def _val_batches(cfg: TrainConfig, data_dir: Path, name: str, encoder: SampleEncoder, image_tokens: int):
     """The held-out samples of a stream, identical on every rank (sharded models need equal forwards)."""
-    shards = stream_shards(data_dir, name)
-    if not shards or cfg.data.heldout_percent <= 0:
+    if not stream_shards(data_dir, name) or cfg.data.heldout_percent <= 0:
         return None
-    return iter(_dataset(cfg, shards, encoder, image_tokens, rank=0, world=1, split="val", packing=False))
+    return iter(_dataset(cfg, data_dir, name, encoder, image_tokens, rank=0, world=1, split="val",
+                         packing=False))
 
 
 def _pick(streams: dict[str, StreamLoader], modality: str, sft: bool) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,9 +78,31 @@ def sample_key(raw: dict) -> str:
         return str(raw["__key__"])
 
 
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big")
+
+
 def is_heldout(key: str, percent: float) -> bool:
     """Deterministic held-out split by key hash, the same for every rank, worker and run."""
-    if percent <= 0:
-        return False
-    h = int.from_bytes(hashlib.sha1(key.encode()).digest()[:4], "big")
-    return h % 10000 < percent * 100
+    return percent > 0 and _key_hash(key) % 10000 < percent * 100
+
+
+def heldout_keys(shards: list[str], count: int, percent: float, small: int = 20_000) -> frozenset[str] | None:
+    """For a small stream, the exact held-out set: the ceil(count x percent) keys of lowest hash, at least
+    one (a hash threshold alone can leave a small stream without validation data); None for a large stream,
+    which uses `is_heldout`. Reads only the JSON members (a seekable tar skips the images)."""
+    if percent <= 0 or count > small or (count == 0 and len(shards) > 8):
+        return None
+    keys: set[str] = set()
+    for path in shards:
+        try:
+            with tarfile.open(path) as tf:
+                for m in tf:
+                    if not (m.isfile() and m.name.endswith(".json")):
+                        continue
+                    raw = {"__key__": m.name.split(".", 1)[0], "json": tf.extractfile(m).read()}
+                    keys.add(sample_key(raw))
+        except (tarfile.TarError, OSError) as e:  # the loader counts the bad shard when it reads it
+            log.warning("held-out scan of %s stopped: %r", path, e)
+    n = min(max(1, math.ceil(len(keys) * percent / 100)), len(keys) - 1)  # never the only sample
+    return frozenset(sorted(keys, key=lambda k: (_key_hash(k), k))[: max(n, 0)])

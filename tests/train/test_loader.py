@@ -51,6 +51,21 @@ def test_heldout_split_is_disjoint(shards, processor) -> None:
     assert train.isdisjoint(val) and len(train | val) == 48 and 3 <= len(val) <= 18
 
 
+def test_small_streams_always_hold_some_samples_out(tmp_path, processor) -> None:
+    from train.shards import heldout_keys
+
+    out = write_shards(tmp_path, n_text=4, n_image=6, per_shard=4)
+    paths = stream_shards(out, "stage2-multimodal")
+    held = heldout_keys(paths, stream_count(out, "stage2-multimodal"), 5.0)
+    assert len(held) == 1  # 5% of 6 samples rounds up to one
+    train = _keys(_dataset(paths, processor, heldout=held, heldout_percent=5.0), 0, 0, 1)
+    val = _keys(_dataset(paths, processor, heldout=held, heldout_percent=5.0, split="val"), 0, 0, 1)
+    assert len(train) == 5 and val == sorted(held) and held.isdisjoint(train)
+    one = write_shards(tmp_path / "one", n_text=1, n_image=1)
+    assert heldout_keys(stream_shards(one, "stage2-text"), 1, 50.0) == frozenset()  # never the only sample
+    assert heldout_keys(paths, 50_000, 5.0) is None  # large streams use the hash threshold
+
+
 def test_sft_labels_supervise_only_the_answer(shards, processor) -> None:
     enc = SampleEncoder(processor, 256)
     raw = next(iter_tar(stream_shards(shards, "stage3-multimodal")[0]))
