@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
     last = ckpt.latest(ckpt_dir) if resume else None
     if resume and last is None:
         log.warning("--resume: no checkpoint under %s, starting from step 0", ckpt_dir)
+    if last is None and env.is_main:
+        _replace_previous_run(out)
+    barrier()
     torch.manual_seed(cfg.data.seed)  # the same initial weights on every rank
     init_from = _resolve_init(cfg.init_from)
 
@@ -180,6 +184,17 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
             "checkpoint": str(final) if final else None, "skipped": skipped, "truncated": encoder.truncated,
             "accumulation": accumulation,
             "final_loss": history["loss"][-1] if history["loss"] else math.nan}
+
+
+def _replace_previous_run(out: Path) -> None:
+    """A fresh run owns `out`: an earlier run's metrics, TensorBoard files, checkpoints and trained tokenizer
+    would otherwise mix with this one's (and --resume would pick up a stale checkpoint)."""
+    stale = [out / "metrics.jsonl", out / "tb", out / "checkpoints", out / "tokenizer.json"]
+    stale = [p for p in stale if p.exists()]
+    if stale:
+        log.warning("fresh run in %s: replacing the previous run's %s", out, ", ".join(p.name for p in stale))
+    for p in stale:
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def _resolve_init(init_from: str | None) -> Path | None:

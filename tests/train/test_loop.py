@@ -108,4 +108,9 @@ def test_stages_chain_through_init_from(shards, tmp_path) -> None:
 
     init = MultiModalityCausalLM(VLMConfig.from_name("tiny")).state_dict()
     assert not all(torch.equal(init[k], before[k]) for k in adaptor)  # stage 1 did move the adaptor
+    # a fresh run into the same directory replaces the earlier run instead of mixing with it
+    train(tiny(1, steps=1), shards, tmp_path / "stage1")
+    lines = [json.loads(x) for x in (tmp_path / "stage1" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "train/loss" in x] == [1]
+    assert [p.name for p in (tmp_path / "stage1" / "checkpoints").iterdir()] == ["step-00000001"]
     assert (tmp_path / "stage3" / "tokenizer.json").read_text() == (tmp_path / "stage1" / "tokenizer.json").read_text()
