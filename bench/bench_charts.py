@@ -1,4 +1,4 @@
-"""Chart synthesis speed: the bare matplotlib loop vs the operator vs the engine on local Ray (1 and 2 workers).
+"""Chart synthesis speed: bare matplotlib loop vs the operator vs the engine on local Ray, 1 and 2 workers.
 
 All three draw the same charts (same seed and unit ids). The bare loop only executes each chart's
 script and saves the PNG; the operator adds data, styles, code, markdown, QA and sample building.
@@ -55,9 +55,11 @@ def operator_direct(n: int, seed: int) -> int:
 def engine(n: int, seed: int, workers: int, root: Path) -> dict:
     from pipelines.runner import build
 
-    recipe = {"name": f"bench-charts-{workers}w",
-              "sources": [{"op": "charts.synth", "with": {"count": n, "seed": seed}, "workers": workers}],
-              "assembly": {"seed": 0, "missing_categories": "renormalize"}}
+    recipe = {
+        "name": f"bench-charts-{workers}w",
+        "sources": [{"op": "charts.synth", "with": {"count": n, "seed": seed}, "workers": workers}],
+        "assembly": {"seed": 0, "missing_categories": "renormalize"},
+    }
     path = root / f"charts_{workers}w.yaml"
     path.write_text(yaml.safe_dump(recipe))
     c0 = _tree_cpu()
@@ -66,8 +68,13 @@ def engine(n: int, seed: int, workers: int, root: Path) -> dict:
     wall = time.perf_counter() - t0
     cpu = _tree_cpu() - c0
     op_secs = sum(s.seconds for s in res.steps if s.op == "charts.synth")
-    return {"seconds": round(wall, 2), "charts_per_s": round(n / wall, 2), "samples": res.samples,
-            "operator_seconds_in_workers": round(op_secs, 2), "cpu_s_all_processes": round(cpu, 2)}
+    return {
+        "seconds": round(wall, 2),
+        "charts_per_s": round(n / wall, 2),
+        "samples": res.samples,
+        "operator_seconds_in_workers": round(op_secs, 2),
+        "cpu_s_all_processes": round(cpu, 2),
+    }
 
 
 def _tree_cpu() -> float:
@@ -111,7 +118,9 @@ def run(quick: bool) -> dict:
         op_c.append(c)
     bw, bc, ow, oc = min(bare_w), min(bare_c), min(op_w), min(op_c)
     out: dict = {
-        "charts": n, "rounds": rounds, "cpus": os.cpu_count(),
+        "charts": n,
+        "rounds": rounds,
+        "cpus": os.cpu_count(),
         "load_avg_1min_at_start": round(os.getloadavg()[0], 1),  # other users' work on the same cores
         "bare_matplotlib": {"wall_s": round(bw, 2), "cpu_s": round(bc, 2), "charts_per_s": round(n / bw, 2)},
         "operator_direct": {"wall_s": round(ow, 2), "cpu_s": round(oc, 2), "charts_per_s": round(n / ow, 2)},
@@ -121,8 +130,13 @@ def run(quick: bool) -> dict:
     import ray
 
     # address="local": our own embedded cluster, never one another process left running here
-    ray.init(address="local", num_cpus=min(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
+    ray.init(
+        address="local",
+        num_cpus=min(2, os.cpu_count() or 2),
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     runs: dict[int, list[dict]] = {1: [], 2: []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +156,8 @@ def run(quick: bool) -> dict:
     # Time the 1-worker build spends outside the operator (scheduling, Arrow rows, pool, assembly,
     # shards, catalog): less sensitive to a busy machine than comparing two separate wall times.
     out["engine_time_outside_operator_pct"] = round(
-        (e1["seconds"] - e1["operator_seconds_in_workers"]) / e1["operator_seconds_in_workers"] * 100, 1)
+        (e1["seconds"] - e1["operator_seconds_in_workers"]) / e1["operator_seconds_in_workers"] * 100, 1
+    )
     out["engine_overhead_vs_operator_pct"] = round((e1["seconds"] / ow - 1) * 100, 1)
     # CPU seconds barely depend on what else runs on the machine: the steadiest overhead figure.
     out["engine_cpu_overhead_vs_operator_pct"] = round((e1["cpu_s_all_processes"] / oc - 1) * 100, 1)

@@ -26,13 +26,17 @@ from operators.sample import Rejection, Sample, content_key
 log = logging.getLogger(__name__)
 
 _UNIT = re.compile(r"^charts\.synth:seed=(\d+):i=(\d+)$")
-TABLE_PROMPTS = ["Convert this chart into a markdown table.",
-                 "Extract the underlying data of this chart as a markdown table.",
-                 "What data is shown in this figure? Answer with a markdown table.",
-                 "Transcribe the values in this chart into a table."]
-CODE_PROMPTS = ["Write matplotlib code that reproduces this chart.",
-                "Generate the Python code that draws this figure.",
-                "Give me a Python script using matplotlib to recreate this plot exactly."]
+TABLE_PROMPTS = [
+    "Convert this chart into a markdown table.",
+    "Extract the underlying data of this chart as a markdown table.",
+    "What data is shown in this figure? Answer with a markdown table.",
+    "Transcribe the values in this chart into a table.",
+]
+CODE_PROMPTS = [
+    "Write matplotlib code that reproduces this chart.",
+    "Generate the Python code that draws this figure.",
+    "Give me a Python script using matplotlib to recreate this plot exactly.",
+]
 
 
 class ChartConfig(OperatorConfig):
@@ -43,7 +47,12 @@ class ChartConfig(OperatorConfig):
     dpi_max: int = Field(110, ge=50, le=300)
     image_format: Literal["png"] = "png"
     qa_per_chart: int = Field(3, ge=0, le=20)
-    max_rows: int = Field(12, ge=3, le=40, description="cap on table rows (bars, points, bins)")
+    max_rows: int = Field(
+        12,
+        ge=3,
+        le=40,
+        description="cap on table rows (bars, bins, cells); scatter draws up to 3x as many points",
+    )
     real_fraction: float = Field(0.3, ge=0.0, le=1.0, description="share of charts drawn from real tables")
 
     @field_validator("kinds")
@@ -124,36 +133,81 @@ class ChartSynthesizer(Source):
     def samples(self, unit: str, chart: Chart, rng: np.random.Generator) -> list[Sample]:
         t, kind = chart.table, chart.kind
         tax_id = KINDS[kind].taxonomy
-        meta = {"chart_kind": kind, "table": t.as_meta(), "style": {"sheet": chart.style.sheet,
-                "font": chart.style.font, "dpi": chart.style.dpi}}
-        prov = {"input": unit, "license": "matplotlib sample data" if t.source != "synthetic" else "synthetic",
-                "path": t.source}
+        meta = {
+            "chart_kind": kind,
+            "table": t.as_meta(),
+            "style": {"sheet": chart.style.sheet, "font": chart.style.font, "dpi": chart.style.dpi},
+        }
+        prov = {
+            "input": unit,
+            "license": "matplotlib sample data" if t.source != "synthetic" else "synthetic",
+            "path": t.source,
+        }
         md = t.to_markdown(with_title=chart.style.title or kind == "table")
         code_text = chart.code
         out: list[Sample] = []
 
         def new(task: str, idx: int, category: str, stage: list[int], tax: str, **kw) -> Sample:
-            s = Sample(key=content_key("chart", unit, task, str(idx)), input=unit, source=self.name, task=task,
-                       category=category, stage=stage, lang="en", provenance=dict(prov),
-                       taxonomy=[{"id": tax, "confidence": 1.0, "source": "rule:charts.synth"}],
-                       meta=dict(meta), **kw)
+            s = Sample(
+                key=content_key("chart", unit, task, str(idx)),
+                input=unit,
+                source=self.name,
+                task=task,
+                category=category,
+                stage=stage,
+                lang="en",
+                provenance=dict(prov),
+                taxonomy=[{"id": tax, "confidence": 1.0, "source": "rule:charts.synth"}],
+                meta=dict(meta),
+                **kw,
+            )
             s.add_image(chart.image, "png")
             return s
 
         out.append(new("chart_to_table", 0, "table_chart", [2], tax_id, text=f"<image>\n{md}"))
         out.append(new("chart_to_code", 0, "web_code", [2], "chart-to-code", text=f"<image>\n{code_text}"))
         tp = TABLE_PROMPTS[int(rng.integers(len(TABLE_PROMPTS)))]
-        out.append(new("chart_to_table", 1, "table_chart", [3], tax_id, messages=[
-            {"role": "user", "content": f"<image>\n{tp}"}, {"role": "assistant", "content": md}]))
+        out.append(
+            new(
+                "chart_to_table",
+                1,
+                "table_chart",
+                [3],
+                tax_id,
+                messages=[
+                    {"role": "user", "content": f"<image>\n{tp}"},
+                    {"role": "assistant", "content": md},
+                ],
+            )
+        )
         cp = CODE_PROMPTS[int(rng.integers(len(CODE_PROMPTS)))]
-        out.append(new("chart_to_code", 1, "web_code", [3], "chart-to-code", messages=[
-            {"role": "user", "content": f"<image>\n{cp}"},
-            {"role": "assistant", "content": f"```python\n{code_text}```"}]))
+        out.append(
+            new(
+                "chart_to_code",
+                1,
+                "web_code",
+                [3],
+                "chart-to-code",
+                messages=[
+                    {"role": "user", "content": f"<image>\n{cp}"},
+                    {"role": "assistant", "content": f"```python\n{code_text}```"},
+                ],
+            )
+        )
         annotated = chart.style.value_labels and len(t.labels) <= 15
-        for j, qa in enumerate(questions(t, kind, rng, self.config.qa_per_chart, annotated)):  # type: ignore[attr-defined]
-            s = new("chart_qa", j, "table_chart", [3], tax_id, messages=[
-                {"role": "user", "content": f"<image>\n{qa.question}"},
-                {"role": "assistant", "content": qa.answer}])
+        n_qa = self.config.qa_per_chart  # type: ignore[attr-defined]
+        for j, qa in enumerate(questions(t, kind, rng, n_qa, annotated)):
+            s = new(
+                "chart_qa",
+                j,
+                "table_chart",
+                [3],
+                tax_id,
+                messages=[
+                    {"role": "user", "content": f"<image>\n{qa.question}"},
+                    {"role": "assistant", "content": qa.answer},
+                ],
+            )
             s.meta.update({"qa_type": qa.qa_type, "ask": qa.ask, "answer": qa.answer})
             out.append(s)
         return out

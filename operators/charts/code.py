@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from typing import Any
 
 from operators.base import Reject
 from operators.charts.style import ChartStyle
@@ -36,8 +37,16 @@ def literal(x: object) -> str:
 def script(body: list[str], style: ChartStyle) -> str:
     """The full script: imports, style, rcParams, the kind's body, layout and savefig."""
     rc = ",\n".join(f"    {literal(k)}: {literal(v)}" for k, v in style.rc().items())
-    head = ["import matplotlib", "", 'matplotlib.use("Agg")', "import matplotlib.pyplot as plt  # noqa: E402", "",
-            f"plt.style.use({literal(style.sheet)})", "plt.rcParams.update({\n" + rc + ",\n})", ""]
+    head = [
+        "import matplotlib",
+        "",
+        'matplotlib.use("Agg")',
+        "import matplotlib.pyplot as plt  # noqa: E402",
+        "",
+        f"plt.style.use({literal(style.sheet)})",
+        "plt.rcParams.update({\n" + rc + ",\n})",
+        "",
+    ]
     tail = ["fig.tight_layout()", save_line(style)]
     return "\n".join(head + body + tail) + "\n"
 
@@ -64,9 +73,9 @@ def render(code: str, style: ChartStyle) -> bytes:
         matplotlib.rcdefaults()
         try:
             exec(compile(body, "<chart>", "exec"), ns)  # noqa: S102 - our own generated code
-            fig = ns["fig"]
+            fig: Any = ns["fig"]
             buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=style.dpi, metadata={"Software": None})  # type: ignore[attr-defined]
+            fig.savefig(buf, format="png", dpi=style.dpi, metadata={"Software": None})
         finally:
             for num in set(plt.get_fignums()) - before:  # close only what this chart opened
                 plt.close(num)

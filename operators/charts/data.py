@@ -45,8 +45,15 @@ class ChartTable:
     def as_meta(self) -> dict[str, Any]:
         """The table as stored in sample.meta["table"]: plain columns and rows."""
         rows = [[lab, *vals] for lab, vals in zip(self.labels, self.values)]
-        return {"columns": self.columns, "rows": rows, "unit": self.unit, "decimals": self.decimals,
-                "ordered": self.ordered, "title": self.title, "x_unit": self.x_unit}
+        return {
+            "columns": self.columns,
+            "rows": rows,
+            "unit": self.unit,
+            "decimals": self.decimals,
+            "ordered": self.ordered,
+            "title": self.title,
+            "x_unit": self.x_unit,
+        }
 
     def column(self, j: int) -> list[float]:
         return [row[j] for row in self.values]
@@ -62,8 +69,10 @@ class ChartTable:
             head = [self.label_name, f"{self.series[0]} ({self.unit})"]
         else:
             head = self.columns
-        lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |",
-                 "|" + "|".join([" --- "] + [" ---: "] * len(self.series)) + "|"]
+        lines = [
+            "| " + " | ".join(_md_cell(h) for h in head) + " |",
+            "|" + "|".join([" --- "] + [" ---: "] * len(self.series)) + "|",
+        ]
         for lab, vals in zip(self.labels, self.values):
             lines.append("| " + " | ".join([_md_cell(lab)] + [self.fmt(v) for v in vals]) + " |")
         caption = self.title if with_title else ""
@@ -94,6 +103,7 @@ def validate(table: ChartTable) -> None:
 
 
 # --- real tables shipped by matplotlib (mpl-data/sample_data) -----------------------------------
+
 
 def _sample_data(name: str) -> Path:
     import matplotlib
@@ -135,9 +145,18 @@ def msft_daily() -> list[dict[str, str]]:
         return list(reversed(list(csv.DictReader(f))))
 
 
-TICKER_NAMES = {"IBM": "IBM", "AAPL": "Apple", "MSFT": "Microsoft", "XRX": "Xerox", "AMZN": "Amazon",
-                "DELL": "Dell", "GOOGL": "Alphabet", "ADBE": "Adobe", "^GSPC": "S&P 500",
-                "^IXIC": "Nasdaq Composite"}
+TICKER_NAMES = {
+    "IBM": "IBM",
+    "AAPL": "Apple",
+    "MSFT": "Microsoft",
+    "XRX": "Xerox",
+    "AMZN": "Amazon",
+    "DELL": "Dell",
+    "GOOGL": "Alphabet",
+    "ADBE": "Adobe",
+    "^GSPC": "S&P 500",
+    "^IXIC": "Nasdaq Composite",
+}
 STOCKS_SOURCE = "matplotlib/mpl-data/sample_data/Stocks.csv"
 
 
@@ -150,11 +169,19 @@ def real_yearly_close(rng: np.random.Generator, n_rows: int, n_series: int) -> C
     full = [y for y in years if all(_year_vals(dates, cols[t], y) for t in chosen)]
     n = min(n_rows, len(full))
     start = int(rng.integers(0, len(full) - n + 1))
-    ys = full[start:start + n]
+    ys = full[start : start + n]
     vals = [[round(float(np.mean(_year_vals(dates, cols[t], y))), 1) for t in chosen] for y in ys]
-    return ChartTable(title="Average monthly closing price by year", label_name="Year", labels=ys,
-                      series=[TICKER_NAMES[t] for t in chosen], values=vals, unit="USD", decimals=1,
-                      ordered=True, source=STOCKS_SOURCE)
+    return ChartTable(
+        title="Average monthly closing price by year",
+        label_name="Year",
+        labels=ys,
+        series=[TICKER_NAMES[t] for t in chosen],
+        values=vals,
+        unit="USD",
+        decimals=1,
+        ordered=True,
+        source=STOCKS_SOURCE,
+    )
 
 
 def _year_vals(dates: list[str], col: list[float | None], year: str) -> list[float]:
@@ -166,23 +193,38 @@ def real_msft_volume(rng: np.random.Generator, n_rows: int) -> ChartTable:
     days = msft_daily()
     n = min(n_rows, len(days))
     start = int(rng.integers(0, len(days) - n + 1))
-    sel = days[start:start + n]
-    return ChartTable(title="Microsoft daily trading volume, 2003", label_name="Date",
-                      labels=[d["Date"] for d in sel], series=["Volume"],
-                      values=[[round(int(d["Volume"]) / 1e6, 1)] for d in sel], unit="million shares",
-                      decimals=1, ordered=True, source="matplotlib/mpl-data/sample_data/msft.csv")
+    sel = days[start : start + n]
+    return ChartTable(
+        title="Microsoft daily trading volume, 2003",
+        label_name="Date",
+        labels=[d["Date"] for d in sel],
+        series=["Volume"],
+        values=[[round(int(d["Volume"]) / 1e6, 1)] for d in sel],
+        unit="million shares",
+        decimals=1,
+        ordered=True,
+        source="matplotlib/mpl-data/sample_data/msft.csv",
+    )
 
 
 def real_msft_scatter(rng: np.random.Generator, n_rows: int) -> ChartTable:
     days = msft_daily()
     n = min(n_rows, len(days))
     start = int(rng.integers(0, len(days) - n + 1))
-    sel = days[start:start + n]
+    sel = days[start : start + n]
     vals = [[round(int(d["Volume"]) / 1e6, 1), round(float(d["High"]) - float(d["Low"]), 2)] for d in sel]
-    return ChartTable(title="Microsoft: daily volume vs price range, 2003", label_name="Date",
-                      labels=[d["Date"] for d in sel], series=["Volume", "High-low range"], values=vals,
-                      unit="USD", x_unit="million shares", decimals=2, ordered=False,
-                      source="matplotlib/mpl-data/sample_data/msft.csv")
+    return ChartTable(
+        title="Microsoft: daily volume vs price range, 2003",
+        label_name="Date",
+        labels=[d["Date"] for d in sel],
+        series=["Volume", "High-low range"],
+        values=vals,
+        unit="USD",
+        x_unit="million shares",
+        decimals=2,
+        ordered=False,
+        source="matplotlib/mpl-data/sample_data/msft.csv",
+    )
 
 
 def real_goog_returns(rng: np.random.Generator, n_groups: int) -> ChartTable:
@@ -195,79 +237,215 @@ def real_goog_returns(rng: np.random.Generator, n_groups: int) -> ChartTable:
     for d in dates[1:]:
         if d[4:8] in months:
             per_year[d[:4]] = per_year.get(d[:4], 0) + 1
-    years = sorted(y for y, n in per_year.items() if n >= 50)  # whole quarters only (data is 2004-08..2008-10)
+    years = sorted(
+        y for y, n in per_year.items() if n >= 50
+    )  # whole quarters only (data is 2004-08..2008-10)
     groups = sorted(rng.choice(years, size=min(n_groups, len(years)), replace=False).tolist())
-    samples = [[float(r) for d, r in zip(dates[1:], ret) if d.startswith(y) and d[4:8] in months]
-               for y in groups]
-    return ChartTable(title=f"Google daily returns, Q{q}", label_name="Year", labels=groups, series=[],
-                      values=[], unit="%", decimals=2, ordered=True,
-                      source="matplotlib/mpl-data/sample_data/goog.npz", samples=samples)
+    samples = [
+        [float(r) for d, r in zip(dates[1:], ret) if d.startswith(y) and d[4:8] in months] for y in groups
+    ]
+    return ChartTable(
+        title=f"Google daily returns, Q{q}",
+        label_name="Year",
+        labels=groups,
+        series=[],
+        values=[],
+        unit="%",
+        decimals=2,
+        ordered=True,
+        source="matplotlib/mpl-data/sample_data/goog.npz",
+        samples=samples,
+    )
 
 
 # --- seeded generators with meaningful labels and units ----------------------------------------
 
 CITIES = ["Lisbon", "Oslo", "Mumbai", "Lima", "Nairobi", "Seoul", "Toronto", "Cairo", "Sydney", "Madrid"]
 THEMES: list[dict[str, Any]] = [
-    {"title": "Monthly rainfall", "label": "Month", "labels": MONTHS, "series": CITIES, "unit": "mm",
-     "range": (5, 240), "decimals": 0, "ordered": True},
-    {"title": "Average temperature", "label": "Month", "labels": MONTHS, "series": CITIES, "unit": "°C",
-     "range": (-6, 34), "decimals": 1, "ordered": True, "signed": True},
-    {"title": "Quarterly revenue by region", "label": "Quarter",
-     "labels": [f"Q{q} {y}" for y in (2022, 2023, 2024) for q in (1, 2, 3, 4)],
-     "series": ["North", "South", "East", "West", "Central"], "unit": "million USD", "range": (12, 140),
-     "decimals": 1, "ordered": True},
-    {"title": "Students enrolled by faculty", "label": "Faculty",
-     "labels": ["Engineering", "Medicine", "Law", "Arts", "Science", "Business", "Education", "Nursing"],
-     "series": ["2021", "2022", "2023", "2024"], "unit": "students", "range": (180, 3200), "decimals": 0},
-    {"title": "Electricity generation by source", "label": "Source",
-     "labels": ["Coal", "Gas", "Nuclear", "Hydro", "Wind", "Solar", "Biomass", "Oil"],
-     "series": ["Germany", "France", "Spain", "Poland", "Italy"], "unit": "TWh", "range": (3, 180),
-     "decimals": 1},
-    {"title": "Website visits by weekday", "label": "Day", "labels": WEEKDAYS,
-     "series": ["Desktop", "Mobile", "Tablet"], "unit": "thousand visits", "range": (4, 95), "decimals": 1,
-     "ordered": True},
-    {"title": "Crop yield", "label": "Crop", "labels": ["Wheat", "Maize", "Rice", "Barley", "Soybean",
-                                                        "Sorghum", "Oats", "Potato"],
-     "series": ["2020", "2021", "2022", "2023"], "unit": "t/ha", "range": (1.5, 11), "decimals": 2},
-    {"title": "Average commute time", "label": "City", "labels": CITIES,
-     "series": ["Car", "Public transport", "Bicycle"], "unit": "minutes", "range": (12, 68), "decimals": 0},
-    {"title": "Employee satisfaction score", "label": "Department",
-     "labels": ["Sales", "Support", "R&D", "Finance", "HR", "Legal", "Operations", "Marketing"],
-     "series": ["2023", "2024"], "unit": "points (0-10)", "range": (4.2, 9.6), "decimals": 1},
-    {"title": "Smartphone shipments by brand", "label": "Brand",
-     "labels": ["Apple", "Samsung", "Xiaomi", "Oppo", "Vivo", "Transsion", "Honor", "Motorola"],
-     "series": ["Shipments"], "unit": "million units", "range": (8, 240), "decimals": 1},
-    {"title": "Annual net profit", "label": "Year", "labels": [str(y) for y in range(2011, 2025)],
-     "series": ["Retail", "Wholesale", "Online"], "unit": "million EUR", "range": (-20, 90), "decimals": 1,
-     "ordered": True, "signed": True},
+    {
+        "title": "Monthly rainfall",
+        "label": "Month",
+        "labels": MONTHS,
+        "series": CITIES,
+        "unit": "mm",
+        "range": (5, 240),
+        "decimals": 0,
+        "ordered": True,
+    },
+    {
+        "title": "Average temperature",
+        "label": "Month",
+        "labels": MONTHS,
+        "series": CITIES,
+        "unit": "°C",
+        "range": (-6, 34),
+        "decimals": 1,
+        "ordered": True,
+        "signed": True,
+    },
+    {
+        "title": "Quarterly revenue by region",
+        "label": "Quarter",
+        "labels": [f"Q{q} {y}" for y in (2022, 2023, 2024) for q in (1, 2, 3, 4)],
+        "series": ["North", "South", "East", "West", "Central"],
+        "unit": "million USD",
+        "range": (12, 140),
+        "decimals": 1,
+        "ordered": True,
+    },
+    {
+        "title": "Students enrolled by faculty",
+        "label": "Faculty",
+        "labels": ["Engineering", "Medicine", "Law", "Arts", "Science", "Business", "Education", "Nursing"],
+        "series": ["2021", "2022", "2023", "2024"],
+        "unit": "students",
+        "range": (180, 3200),
+        "decimals": 0,
+    },
+    {
+        "title": "Electricity generation by source",
+        "label": "Source",
+        "labels": ["Coal", "Gas", "Nuclear", "Hydro", "Wind", "Solar", "Biomass", "Oil"],
+        "series": ["Germany", "France", "Spain", "Poland", "Italy"],
+        "unit": "TWh",
+        "range": (3, 180),
+        "decimals": 1,
+    },
+    {
+        "title": "Website visits by weekday",
+        "label": "Day",
+        "labels": WEEKDAYS,
+        "series": ["Desktop", "Mobile", "Tablet"],
+        "unit": "thousand visits",
+        "range": (4, 95),
+        "decimals": 1,
+        "ordered": True,
+    },
+    {
+        "title": "Crop yield",
+        "label": "Crop",
+        "labels": ["Wheat", "Maize", "Rice", "Barley", "Soybean", "Sorghum", "Oats", "Potato"],
+        "series": ["2020", "2021", "2022", "2023"],
+        "unit": "t/ha",
+        "range": (1.5, 11),
+        "decimals": 2,
+    },
+    {
+        "title": "Average commute time",
+        "label": "City",
+        "labels": CITIES,
+        "series": ["Car", "Public transport", "Bicycle"],
+        "unit": "minutes",
+        "range": (12, 68),
+        "decimals": 0,
+    },
+    {
+        "title": "Employee satisfaction score",
+        "label": "Department",
+        "labels": ["Sales", "Support", "R&D", "Finance", "HR", "Legal", "Operations", "Marketing"],
+        "series": ["2023", "2024"],
+        "unit": "points (0-10)",
+        "range": (4.2, 9.6),
+        "decimals": 1,
+    },
+    {
+        "title": "Smartphone shipments by brand",
+        "label": "Brand",
+        "labels": ["Apple", "Samsung", "Xiaomi", "Oppo", "Vivo", "Transsion", "Honor", "Motorola"],
+        "series": ["Shipments"],
+        "unit": "million units",
+        "range": (8, 240),
+        "decimals": 1,
+    },
+    {
+        "title": "Annual net profit",
+        "label": "Year",
+        "labels": [str(y) for y in range(2011, 2025)],
+        "series": ["Retail", "Wholesale", "Online"],
+        "unit": "million EUR",
+        "range": (-20, 90),
+        "decimals": 1,
+        "ordered": True,
+        "signed": True,
+    },
 ]
 
 SCATTER_THEMES: list[dict[str, Any]] = [
-    {"title": "Study time vs exam score", "label": "Student", "prefix": "S", "x": "Study time", "x_unit": "hours",
-     "y": "Exam score", "unit": "points", "xr": (1, 30), "slope": 2.1, "icept": 38, "noise": 7},
-    {"title": "Engine size vs fuel consumption", "label": "Model", "prefix": "Car ", "x": "Engine size",
-     "x_unit": "L", "y": "Fuel consumption", "unit": "L/100 km", "xr": (1.0, 5.0), "slope": 2.2, "icept": 3.1,
-     "noise": 0.9},
-    {"title": "Advertising spend vs sales", "label": "Store", "prefix": "Store ", "x": "Ad spend",
-     "x_unit": "thousand USD", "y": "Sales", "unit": "thousand USD", "xr": (5, 60), "slope": 4.5,
-     "icept": 40, "noise": 25},
+    {
+        "title": "Study time vs exam score",
+        "label": "Student",
+        "prefix": "S",
+        "x": "Study time",
+        "x_unit": "hours",
+        "y": "Exam score",
+        "unit": "points",
+        "xr": (1, 30),
+        "slope": 2.1,
+        "icept": 38,
+        "noise": 7,
+    },
+    {
+        "title": "Engine size vs fuel consumption",
+        "label": "Model",
+        "prefix": "Car ",
+        "x": "Engine size",
+        "x_unit": "L",
+        "y": "Fuel consumption",
+        "unit": "L/100 km",
+        "xr": (1.0, 5.0),
+        "slope": 2.2,
+        "icept": 3.1,
+        "noise": 0.9,
+    },
+    {
+        "title": "Advertising spend vs sales",
+        "label": "Store",
+        "prefix": "Store ",
+        "x": "Ad spend",
+        "x_unit": "thousand USD",
+        "y": "Sales",
+        "unit": "thousand USD",
+        "xr": (5, 60),
+        "slope": 4.5,
+        "icept": 40,
+        "noise": 25,
+    },
 ]
 
 DIST_THEMES: list[dict[str, Any]] = [
-    {"title": "Delivery time by courier", "label": "Courier", "labels": ["FastShip", "ParcelGo", "QuickPost",
-                                                                         "Swift", "CityDrop"],
-     "unit": "minutes", "mean": (25, 55), "sd": (5, 14), "decimals": 1},
-    {"title": "Adult height by region", "label": "Region", "labels": ["North", "South", "East", "West",
-                                                                       "Islands"],
-     "unit": "cm", "mean": (162, 178), "sd": (6, 9), "decimals": 1},
-    {"title": "API response time by server", "label": "Server", "labels": ["eu-1", "eu-2", "us-1", "us-2",
-                                                                           "ap-1"],
-     "unit": "ms", "mean": (80, 240), "sd": (15, 60), "decimals": 0},
+    {
+        "title": "Delivery time by courier",
+        "label": "Courier",
+        "labels": ["FastShip", "ParcelGo", "QuickPost", "Swift", "CityDrop"],
+        "unit": "minutes",
+        "mean": (25, 55),
+        "sd": (5, 14),
+        "decimals": 1,
+    },
+    {
+        "title": "Adult height by region",
+        "label": "Region",
+        "labels": ["North", "South", "East", "West", "Islands"],
+        "unit": "cm",
+        "mean": (162, 178),
+        "sd": (6, 9),
+        "decimals": 1,
+    },
+    {
+        "title": "API response time by server",
+        "label": "Server",
+        "labels": ["eu-1", "eu-2", "us-1", "us-2", "ap-1"],
+        "unit": "ms",
+        "mean": (80, 240),
+        "sd": (15, 60),
+        "decimals": 0,
+    },
 ]
 
 
-def synthetic_table(rng: np.random.Generator, n_rows: int, n_series: int, positive: bool = False,
-                    ordered: bool = False) -> ChartTable:
+def synthetic_table(
+    rng: np.random.Generator, n_rows: int, n_series: int, positive: bool = False, ordered: bool = False
+) -> ChartTable:
     """A category x series table from a theme; ordered labels get smooth series (random walks)."""
     themes = [t for t in THEMES if not (positive and t.get("signed")) and (t.get("ordered") or not ordered)]
     if n_series > 1:
@@ -276,7 +454,7 @@ def synthetic_table(rng: np.random.Generator, n_rows: int, n_series: int, positi
     n = min(n_rows, len(th["labels"]))
     if th.get("ordered"):
         start = int(rng.integers(0, len(th["labels"]) - n + 1))
-        labels = th["labels"][start:start + n]
+        labels = th["labels"][start : start + n]
     else:
         labels = [th["labels"][i] for i in sorted(rng.choice(len(th["labels"]), size=n, replace=False))]
     k = min(n_series, len(th["series"]))
@@ -298,8 +476,16 @@ def synthetic_table(rng: np.random.Generator, n_rows: int, n_series: int, positi
     title = th["title"]
     if k == 1 and len(th["series"]) > 1:
         title = f"{title}: {series[0]}"
-    return ChartTable(title=title, label_name=th["label"], labels=list(labels), series=series, values=vals,
-                      unit=th["unit"], decimals=th["decimals"], ordered=bool(th.get("ordered")))
+    return ChartTable(
+        title=title,
+        label_name=th["label"],
+        labels=list(labels),
+        series=series,
+        values=vals,
+        unit=th["unit"],
+        decimals=th["decimals"],
+        ordered=bool(th.get("ordered")),
+    )
 
 
 def synthetic_scatter(rng: np.random.Generator, n_rows: int) -> ChartTable:
@@ -309,9 +495,16 @@ def synthetic_scatter(rng: np.random.Generator, n_rows: int) -> ChartTable:
     y = np.round(th["icept"] + th["slope"] * x + rng.normal(0, th["noise"], size=n), 1)
     width = len(str(n))
     labels = [f"{th['prefix']}{i + 1:0{width}d}" for i in range(n)]
-    return ChartTable(title=th["title"], label_name=th["label"], labels=labels, series=[th["x"], th["y"]],
-                      values=[[float(a), float(b)] for a, b in zip(x, y)], unit=th["unit"],
-                      x_unit=th["x_unit"], decimals=1)
+    return ChartTable(
+        title=th["title"],
+        label_name=th["label"],
+        labels=labels,
+        series=[th["x"], th["y"]],
+        values=[[float(a), float(b)] for a, b in zip(x, y)],
+        unit=th["unit"],
+        x_unit=th["x_unit"],
+        decimals=1,
+    )
 
 
 def synthetic_samples(rng: np.random.Generator, n_groups: int, n_points: int) -> ChartTable:
@@ -322,8 +515,16 @@ def synthetic_samples(rng: np.random.Generator, n_groups: int, n_points: int) ->
     for _ in labels:
         mu, sd = rng.uniform(*th["mean"]), rng.uniform(*th["sd"])
         samples.append([float(v) for v in np.round(rng.normal(mu, sd, size=n_points), th["decimals"])])
-    return ChartTable(title=th["title"], label_name=th["label"], labels=labels, series=[], values=[],
-                      unit=th["unit"], decimals=th["decimals"], samples=samples)
+    return ChartTable(
+        title=th["title"],
+        label_name=th["label"],
+        labels=labels,
+        series=[],
+        values=[],
+        unit=th["unit"],
+        decimals=th["decimals"],
+        samples=samples,
+    )
 
 
 def histogram_table(src: ChartTable, n_bins: int) -> ChartTable:
@@ -337,9 +538,19 @@ def histogram_table(src: ChartTable, n_bins: int) -> ChartTable:
     counts, _ = np.histogram(data, bins=edges)
     dec = 0 if width >= 1 else max(0, -math.floor(math.log10(width)))
     labels = [f"{edges[i]:.{dec}f} to {edges[i + 1]:.{dec}f}" for i in range(nb)]
-    return ChartTable(title=f"{src.title}: {src.labels[0]}", label_name=f"Range ({src.unit})", labels=labels,
-                      series=["Count"], values=[[float(c)] for c in counts], unit="", decimals=0,
-                      ordered=True, source=src.source, samples=[src.samples[0]], edges=edges)
+    return ChartTable(
+        title=f"{src.title}: {src.labels[0]}",
+        label_name=f"Range ({src.unit})",
+        labels=labels,
+        series=["Count"],
+        values=[[float(c)] for c in counts],
+        unit="",
+        decimals=0,
+        ordered=True,
+        source=src.source,
+        samples=[src.samples[0]],
+        edges=edges,
+    )
 
 
 def box_table(src: ChartTable) -> ChartTable:
@@ -349,9 +560,18 @@ def box_table(src: ChartTable) -> ChartTable:
         a = np.asarray(vals, dtype=float)
         q = np.percentile(a, [0, 25, 50, 75, 100])
         rows.append([round(float(v), src.decimals + 1) for v in q])
-    return ChartTable(title=src.title, label_name=src.label_name, labels=src.labels,
-                      series=["Min", "Q1", "Median", "Q3", "Max"], values=rows, unit=src.unit,
-                      decimals=src.decimals + 1, ordered=src.ordered, source=src.source, samples=src.samples)
+    return ChartTable(
+        title=src.title,
+        label_name=src.label_name,
+        labels=src.labels,
+        series=["Min", "Q1", "Median", "Q3", "Max"],
+        values=rows,
+        unit=src.unit,
+        decimals=src.decimals + 1,
+        ordered=src.ordered,
+        source=src.source,
+        samples=src.samples,
+    )
 
 
 def shares(table: ChartTable) -> ChartTable:
@@ -363,9 +583,16 @@ def shares(table: ChartTable) -> ChartTable:
     pct = [round(v / total * 100, 1) for v in vals]
     big = int(np.argmax(pct))
     pct[big] = round(pct[big] + 100.0 - sum(pct), 1)  # absorb rounding so the shares sum to 100
-    return ChartTable(title=f"Share of {table.title[0].lower()}{table.title[1:]}", label_name=table.label_name,
-                      labels=table.labels, series=["Share"], values=[[p] for p in pct], unit="%", decimals=1,
-                      source=table.source)
+    return ChartTable(
+        title=f"Share of {table.title[0].lower()}{table.title[1:]}",
+        label_name=table.label_name,
+        labels=table.labels,
+        series=["Share"],
+        values=[[p] for p in pct],
+        unit="%",
+        decimals=1,
+        source=table.source,
+    )
 
 
 def _nice_step(raw: float) -> float:

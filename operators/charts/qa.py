@@ -109,34 +109,69 @@ def categorical(t: ChartTable, kind: str, rng: np.random.Generator) -> list[QAPa
         if len(col) >= 2:
             a, c = (int(x) for x in rng.choice(len(col), size=2, replace=False))
             if col[a] != col[c]:
-                b.add("comparison", f"Which is higher{of}: {t.labels[a]} or {t.labels[c]}?",
-                      t.labels[a] if col[a] > col[c] else t.labels[c], op="higher",
-                      rows=[t.labels[a], t.labels[c]], col=name)
+                b.add(
+                    "comparison",
+                    f"Which is higher{of}: {t.labels[a]} or {t.labels[c]}?",
+                    t.labels[a] if col[a] > col[c] else t.labels[c],
+                    op="higher",
+                    rows=[t.labels[a], t.labels[c]],
+                    col=name,
+                )
                 hi, lo = (a, c) if col[a] > col[c] else (c, a)
-                b.add("difference", f"How much higher is {t.labels[hi]} than {t.labels[lo]}{of}?",
-                      b.val(col[hi] - col[lo], j), op="diff", rows=[t.labels[hi], t.labels[lo]], col=name)
+                b.add(
+                    "difference",
+                    f"How much higher is {t.labels[hi]} than {t.labels[lo]}{of}?",
+                    b.val(col[hi] - col[lo], j),
+                    op="diff",
+                    rows=[t.labels[hi], t.labels[lo]],
+                    col=name,
+                )
         if kind == "histogram":
-            b.add("sum", "How many values does the histogram count in total?", b.val(sum(col), j), op="sum",
-                  col=name)
+            b.add(
+                "sum",
+                "How many values does the histogram count in total?",
+                b.val(sum(col), j),
+                op="sum",
+                col=name,
+            )
         elif kind not in ("pie", "donut"):
             b.add("sum", f"What is the total{of} across all {lns}?", b.val(sum(col), j), op="sum", col=name)
-            b.add("average", f"What is the average value{of} across all {lns}? Round to two decimals.",
-                  b.val(math.fsum(col) / len(col), j, decimals=2), op="mean", col=name)
+            b.add(
+                "average",
+                f"What is the average value{of} across all {lns}? Round to two decimals.",
+                b.val(math.fsum(col) / len(col), j, decimals=2),
+                op="mean",
+                col=name,
+            )
         if t.ordered and kind != "histogram" and col[0] != col[-1]:
-            b.add("trend", f"Did the value{of} increase or decrease from {t.labels[0]} to {t.labels[-1]}?",
-                  "increased" if col[-1] > col[0] else "decreased", op="trend", col=name)
+            b.add(
+                "trend",
+                f"Did the value{of} increase or decrease from {t.labels[0]} to {t.labels[-1]}?",
+                "increased" if col[-1] > col[0] else "decreased",
+                op="trend",
+                col=name,
+            )
         th = _threshold(col, t.decimals, rng)
         if th is not None:
             what = {"histogram": "count", "pie": "share", "donut": "share"}.get(kind, f"value{of}")
-            b.add("counting", f"How many {lns} have a {what} above {t.fmt(th) if t.decimals else int(th)}?",
-                  str(sum(v > th for v in col)), op="count_above", col=name, threshold=th)
+            b.add(
+                "counting",
+                f"How many {lns} have a {what} above {t.fmt(th) if t.decimals else int(th)}?",
+                str(sum(v > th for v in col)),
+                op="count_above",
+                col=name,
+                threshold=th,
+            )
     b.add("counting", f"How many {lns} are shown?", str(len(t.labels)), op="count_rows")
     if multi:
         b.add("counting", "How many data series are shown?", str(len(t.series)), op="count_cols")
         i = int(rng.integers(len(t.labels)))
         stacked = kind in ("stacked_bar", "area")
-        q = (f"What is the combined height of the stack for {t.labels[i]}?" if stacked
-             else f"What is the sum of all series for {t.labels[i]}?")
+        q = (
+            f"What is the combined height of the stack for {t.labels[i]}?"
+            if stacked
+            else f"What is the sum of all series for {t.labels[i]}?"
+        )
         b.add("sum", q, b.val(sum(t.values[i]), 0), op="row_sum", row=t.labels[i])
     return b.out
 
@@ -148,20 +183,42 @@ def scatter(t: ChartTable, rng: np.random.Generator, annotated: bool) -> list[QA
     b.add("counting", "How many points are plotted?", str(len(x)), op="count_rows")
     b.add("max", f"What is the highest {yn.lower()} shown?", b.val(max(y), 1), op="max_value", col=yn)
     b.add("min", f"What is the lowest {xn.lower()} shown?", b.val(min(x), 0), op="min_value", col=xn)
-    b.add("average", f"What is the average {yn.lower()}? Round to two decimals.",
-          b.val(math.fsum(y) / len(y), 1, decimals=2), op="mean", col=yn)
+    b.add(
+        "average",
+        f"What is the average {yn.lower()}? Round to two decimals.",
+        b.val(math.fsum(y) / len(y), 1, decimals=2),
+        op="mean",
+        col=yn,
+    )
     r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and np.std(x) > 0 and np.std(y) > 0 else 0.0
     if abs(r) >= 0.3:
-        b.add("trend", f"Is the relationship between {xn.lower()} and {yn.lower()} positive or negative?",
-              "positive" if r > 0 else "negative", op="corr", cols=[xn, yn])
+        b.add(
+            "trend",
+            f"Is the relationship between {xn.lower()} and {yn.lower()} positive or negative?",
+            "positive" if r > 0 else "negative",
+            op="corr",
+            cols=[xn, yn],
+        )
     th = _threshold(y, t.decimals, rng)
     if th is not None:
-        b.add("counting", f"How many points have a {yn.lower()} above {t.fmt(th)}?",
-              str(sum(v > th for v in y)), op="count_above", col=yn, threshold=th)
+        b.add(
+            "counting",
+            f"How many points have a {yn.lower()} above {t.fmt(th)}?",
+            str(sum(v > th for v in y)),
+            op="count_above",
+            col=yn,
+            threshold=th,
+        )
     if annotated:
         i = int(rng.integers(len(x)))
-        b.add("lookup", f"What is the {yn.lower()} of {t.labels[i]}?", b.val(y[i], 1), op="lookup",
-              row=t.labels[i], col=yn)
+        b.add(
+            "lookup",
+            f"What is the {yn.lower()} of {t.labels[i]}?",
+            b.val(y[i], 1),
+            op="lookup",
+            row=t.labels[i],
+            col=yn,
+        )
     return b.out
 
 
@@ -172,26 +229,50 @@ def box(t: ChartTable, rng: np.random.Generator) -> list[QAPair]:
     i = int(rng.integers(len(t.labels)))
     lab = t.labels[i]
     b.add("lookup", f"What is the median for {lab}?", b.val(med[i], 2), op="lookup", row=lab, col="Median")
-    b.add("lookup", f"What is the maximum value for {lab}?", b.val(t.values[i][4], 4), op="lookup", row=lab,
-          col="Max")
+    b.add(
+        "lookup",
+        f"What is the maximum value for {lab}?",
+        b.val(t.values[i][4], 4),
+        op="lookup",
+        row=lab,
+        col="Max",
+    )
     for qa_type, fn, word in (("max", max, "highest"), ("min", min, "lowest")):
         k = _unique_extreme(med, fn)
         if k is not None:
-            b.add(qa_type, f"Which {ln} has the {word} median?", t.labels[k],
-                  op="argmax" if fn is max else "argmin", col="Median")
+            b.add(
+                qa_type,
+                f"Which {ln} has the {word} median?",
+                t.labels[k],
+                op="argmax" if fn is max else "argmin",
+                col="Median",
+            )
     if len(med) >= 2:
         a, c = (int(x) for x in rng.choice(len(med), size=2, replace=False))
         if med[a] != med[c]:
-            b.add("comparison", f"Which has the higher median: {t.labels[a]} or {t.labels[c]}?",
-                  t.labels[a] if med[a] > med[c] else t.labels[c], op="higher", rows=[t.labels[a], t.labels[c]],
-                  col="Median")
-    b.add("difference", f"What is the interquartile range (Q3 minus Q1) for {lab}?",
-          b.val(t.values[i][3] - t.values[i][1], 0), op="diff_cols", row=lab, cols=["Q3", "Q1"])
+            b.add(
+                "comparison",
+                f"Which has the higher median: {t.labels[a]} or {t.labels[c]}?",
+                t.labels[a] if med[a] > med[c] else t.labels[c],
+                op="higher",
+                rows=[t.labels[a], t.labels[c]],
+                col="Median",
+            )
+    b.add(
+        "difference",
+        f"What is the interquartile range (Q3 minus Q1) for {lab}?",
+        b.val(t.values[i][3] - t.values[i][1], 0),
+        op="diff_cols",
+        row=lab,
+        cols=["Q3", "Q1"],
+    )
     b.add("counting", f"How many {plural(ln)} are compared?", str(len(t.labels)), op="count_rows")
     return b.out
 
 
-def questions(t: ChartTable, kind: str, rng: np.random.Generator, n: int, annotated: bool = False) -> list[QAPair]:
+def questions(
+    t: ChartTable, kind: str, rng: np.random.Generator, n: int, annotated: bool = False
+) -> list[QAPair]:
     """Up to `n` questions, spread over as many question types as the chart supports."""
     if kind == "scatter":
         cands = scatter(t, rng, annotated)

@@ -11,8 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 FONTS = ["DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono", "STIXGeneral"]
-STYLE_SHEETS = ["default", "ggplot", "bmh", "seaborn-v0_8-whitegrid", "seaborn-v0_8-darkgrid",
-                "Solarize_Light2", "fivethirtyeight", "classic"]
+STYLE_SHEETS = [
+    "default",
+    "ggplot",
+    "bmh",
+    "seaborn-v0_8-whitegrid",
+    "seaborn-v0_8-darkgrid",
+    "Solarize_Light2",
+    "fivethirtyeight",
+    "classic",
+]
 PALETTES: dict[str, list[str]] = {
     "tab10": ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"],
     "set2": ["#66c2a5", "#fc8d62", "#8da0cb", "#e78ac3", "#a6d854", "#ffd92f", "#e5c494", "#b3b3b3"],
@@ -56,8 +64,12 @@ class ChartStyle:
 
     def rc(self) -> dict[str, object]:
         """rcParams every script sets; parse_math off so labels with '$' stay literal text."""
-        rc: dict[str, object] = {"font.family": self.font, "font.size": self.font_size,
-                                 "text.parse_math": False, "axes.titlesize": self.font_size + 2}
+        rc: dict[str, object] = {
+            "font.family": self.font,
+            "font.size": self.font_size,
+            "text.parse_math": False,
+            "axes.titlesize": self.font_size + 2,
+        }
         if self.hide_top_right:
             rc.update({"axes.spines.top": False, "axes.spines.right": False})
         return rc

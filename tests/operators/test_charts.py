@@ -80,8 +80,13 @@ def test_every_kind_renders_with_its_samples(one_per_kind):
             assert s.provenance["input"] == unit
             tag = s.taxonomy[0]
             assert tag["confidence"] == 1.0 and tag["source"] == "rule:charts.synth"
-            want = ("chart-to-code" if s.task == "chart_to_code" else
-                    "table-interpretation" if kind == "table" else "graph-interpretation")
+            want = (
+                "chart-to-code"
+                if s.task == "chart_to_code"
+                else "table-interpretation"
+                if kind == "table"
+                else "graph-interpretation"
+            )
             assert tag["id"] == want
             if s.messages is not None:
                 assert s.messages[0]["role"] == "user" and s.messages[0]["content"].startswith("<image>\n")
@@ -108,10 +113,11 @@ def test_markdown_table_holds_the_chart_data(one_per_kind):
             assert prow[0] == row[0].replace("|", "\\|")
             assert prow[1:] == [f"{v:.{d}f}" for v in row[1:]]
         sft = next(s for s in samples if s.task == "chart_to_table" and s.messages)
-        assert sft.messages[1]["content"] == pre.text[len("<image>\n"):]
+        assert sft.messages[1]["content"] == pre.text[len("<image>\n") :]
 
 
 # --- independent recomputation of QA answers -----------------------------------------------------
+
 
 def _expected(table: dict, ask: dict) -> str:
     cols = table["columns"]
@@ -209,8 +215,17 @@ def test_qa_over_many_tables_covers_every_type():
             assert qa.answer == _expected(meta, qa.ask), (kind, qa)
             assert "<image>" not in qa.question
             types[qa.qa_type] += 1
-    assert set(types) == {"lookup", "max", "min", "comparison", "difference", "sum", "average", "trend",
-                          "counting"}
+    assert set(types) == {
+        "lookup",
+        "max",
+        "min",
+        "comparison",
+        "difference",
+        "sum",
+        "average",
+        "trend",
+        "counting",
+    }
     assert min(types.values()) >= 20, types
 
 
@@ -249,7 +264,10 @@ def test_styles_and_sources_vary_across_charts():
     assert len({tuple(s.palette) for s in styles}) >= 10 and len({s.figsize for s in styles}) >= 5
     assert all(70 <= s.dpi <= 100 for s in styles) and len({s.dpi for s in styles}) >= 15
     assert {s.value_labels for s in styles} == {True, False} and {s.grid for s in styles} == {True, False}
-    assert {s.legend_loc for s in styles} >= {"best", "outside"} and {s.highlight for s in styles} == {True, False}
+    assert {s.legend_loc for s in styles} >= {"best", "outside"} and {s.highlight for s in styles} == {
+        True,
+        False,
+    }
     sources = Counter(p.table.source.rsplit("/", 1)[-1] for p in plans)
     assert {"synthetic", "Stocks.csv", "msft.csv", "goog.npz"} <= set(sources), sources
     assert 0.15 < 1 - sources["synthetic"] / len(plans) < 0.45  # real_fraction defaults to 0.3

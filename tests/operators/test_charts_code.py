@@ -36,7 +36,7 @@ def charts() -> dict[str, tuple[bytes, str]]:
     for s in rendered_one_per_kind():
         assert isinstance(s, Sample), s
         if s.task == "chart_to_code" and s.text:
-            out[s.meta["chart_kind"]] = (s.image_bytes[0], s.text[len("<image>\n"):])
+            out[s.meta["chart_kind"]] = (s.image_bytes[0], s.text[len("<image>\n") :])
     assert set(out) == set(KINDS)
     return out
 
@@ -63,8 +63,9 @@ def test_one_script_runs_standalone(charts, tmp_path: Path):
 def test_code_sample_shapes(charts):
     for kind, (_, code) in charts.items():
         tree = ast.parse(code)
-        imports = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-                   for a in n.names}
+        imports = {
+            a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names
+        }
         assert "matplotlib.pyplot" in imports, kind
         assert 'fig.savefig("chart.png"' in code.replace("'", '"') and '"Software": None' in code
 
@@ -80,15 +81,18 @@ def test_same_seed_same_bytes_other_seed_differs():
     assert other[0].image_bytes[0] != first[0].image_bytes[0] and other[0].key != first[0].key
 
 
-@pytest.mark.parametrize(("values", "key", "words"), [
-    ({"kinds": ["bar", "radar"]}, "sources.0.with.kinds", ["radar", "grouped_bar", "heatmap"]),
-    ({"kinds": []}, "sources.0.with.kinds", ["at least one kind"]),
-    ({"dpi_min": 150, "dpi_max": 100}, "sources.0.with", ["dpi_min"]),
-    ({"count": 0}, "sources.0.with.count", ["greater than or equal to 1"]),
-    ({"max_rows": 100000}, "sources.0.with.max_rows", ["less than or equal to 40"]),
-    ({"image_format": "gif"}, "sources.0.with.image_format", ["png"]),
-    ({"colour": "red"}, "sources.0.with.colour", ["unknown key", "qa_per_chart"]),
-])
+@pytest.mark.parametrize(
+    ("values", "key", "words"),
+    [
+        ({"kinds": ["bar", "radar"]}, "sources.0.with.kinds", ["radar", "grouped_bar", "heatmap"]),
+        ({"kinds": []}, "sources.0.with.kinds", ["at least one kind"]),
+        ({"dpi_min": 150, "dpi_max": 100}, "sources.0.with", ["dpi_min"]),
+        ({"count": 0}, "sources.0.with.count", ["greater than or equal to 1"]),
+        ({"max_rows": 100000}, "sources.0.with.max_rows", ["less than or equal to 40"]),
+        ({"image_format": "gif"}, "sources.0.with.image_format", ["png"]),
+        ({"colour": "red"}, "sources.0.with.colour", ["unknown key", "qa_per_chart"]),
+    ],
+)
 def test_config_errors_name_the_key(values, key, words):
     with pytest.raises(ValueError) as e:
         ChartSynthesizer.parse_config(values, prefix="sources.0.with")
@@ -106,18 +110,38 @@ def test_bad_unit_ids_are_rejected_not_raised():
 
 def _table(values, labels=None) -> D.ChartTable:
     labels = labels or [f"L{i}" for i in range(len(values))]
-    return D.ChartTable(title="T", label_name="Name", labels=labels, series=["A"], values=[[v] for v in values],
-                        unit="kg", decimals=1)
+    return D.ChartTable(
+        title="T",
+        label_name="Name",
+        labels=labels,
+        series=["A"],
+        values=[[v] for v in values],
+        unit="kg",
+        decimals=1,
+    )
 
 
-@pytest.mark.parametrize(("table", "reason"), [
-    (_table([]), "empty_table"),
-    (_table([1.0, float("nan"), 3.0]), "non_finite_value"),
-    (_table([1.0, float("inf")]), "non_finite_value"),
-    (_table([1.0, 2.0], labels=["x", "x"]), "duplicate_labels"),
-    (D.ChartTable(title="T", label_name="N", labels=["a", "b"], series=["A"], values=[[1.0]], unit="",
-                  decimals=0), "ragged_table"),
-])
+@pytest.mark.parametrize(
+    ("table", "reason"),
+    [
+        (_table([]), "empty_table"),
+        (_table([1.0, float("nan"), 3.0]), "non_finite_value"),
+        (_table([1.0, float("inf")]), "non_finite_value"),
+        (_table([1.0, 2.0], labels=["x", "x"]), "duplicate_labels"),
+        (
+            D.ChartTable(
+                title="T",
+                label_name="N",
+                labels=["a", "b"],
+                series=["A"],
+                values=[[1.0]],
+                unit="",
+                decimals=0,
+            ),
+            "ragged_table",
+        ),
+    ],
+)
 def test_bad_tables_become_rejections(table, reason):
     style = draw_style(np.random.default_rng(0), 72, 80)
     with pytest.raises(Reject) as e:
@@ -128,8 +152,9 @@ def test_bad_tables_become_rejections(table, reason):
 def test_bad_generator_output_is_a_ledger_rejection(monkeypatch):
     """A generator that returns NaNs must end as a Rejection of that unit, and the next unit still works."""
     spec = KINDS["bar"]
-    monkeypatch.setitem(KINDS, "bar", spec.__class__(lambda r, c, f: _table([2.0, float("nan")]),
-                                                     spec.body, spec.taxonomy))
+    monkeypatch.setitem(
+        KINDS, "bar", spec.__class__(lambda r, c, f: _table([2.0, float("nan")]), spec.body, spec.taxonomy)
+    )
     out = ChartSynthesizer({"count": 2, "kinds": ["bar", "pie"], "qa_per_chart": 1}).run()
     assert isinstance(out[0], Rejection) and out[0].reason == "non_finite_value"
     assert out[0].input == "charts.synth:seed=0:i=000000"
@@ -137,7 +162,7 @@ def test_bad_generator_output_is_a_ledger_rejection(monkeypatch):
 
 
 def test_hostile_labels_render_and_stay_literal():
-    labels = ['Q"1\'', "R&D $5$ \\n", "naïve — Zürich", "x" * 80]
+    labels = ["Q\"1'", "R&D $5$ \\n", "naïve — Zürich", "x" * 80]
     t = _table([3.5, 1.25, 7.0, 2.0], labels=labels)
     for kind in ("bar", "table"):
         style = draw_style(np.random.default_rng(1), 72, 72)
