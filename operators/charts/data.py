@@ -340,11 +340,11 @@ THEMES: list[dict[str, Any]] = [
         "decimals": 0,
     },
     {
-        "title": "Employee satisfaction score",
+        "title": "Employee satisfaction score (0-10)",
         "label": "Department",
         "labels": ["Sales", "Support", "R&D", "Finance", "HR", "Legal", "Operations", "Marketing"],
         "series": ["2023", "2024"],
-        "unit": "points (0-10)",
+        "unit": "points",
         "range": (4.2, 9.6),
         "decimals": 1,
     },
@@ -383,6 +383,7 @@ SCATTER_THEMES: list[dict[str, Any]] = [
         "slope": 2.1,
         "icept": 38,
         "noise": 7,
+        "yr": (0, 100),
     },
     {
         "title": "Engine size vs fuel consumption",
@@ -396,6 +397,7 @@ SCATTER_THEMES: list[dict[str, Any]] = [
         "slope": 2.2,
         "icept": 3.1,
         "noise": 0.9,
+        "yr": (2.0, 25.0),
     },
     {
         "title": "Advertising spend vs sales",
@@ -409,6 +411,7 @@ SCATTER_THEMES: list[dict[str, Any]] = [
         "slope": 4.5,
         "icept": 40,
         "noise": 25,
+        "yr": (5, 600),
     },
 ]
 
@@ -492,7 +495,8 @@ def synthetic_scatter(rng: np.random.Generator, n_rows: int) -> ChartTable:
     th = SCATTER_THEMES[int(rng.integers(len(SCATTER_THEMES)))]
     n = max(3, n_rows)
     x = np.round(rng.uniform(*th["xr"], size=n), 1)
-    y = np.round(th["icept"] + th["slope"] * x + rng.normal(0, th["noise"], size=n), 1)
+    y = th["icept"] + th["slope"] * x + rng.normal(0, th["noise"], size=n)
+    y = np.round(np.clip(y, *th["yr"]), 1)  # scores and consumptions stay within their possible range
     width = len(str(n))
     labels = [f"{th['prefix']}{i + 1:0{width}d}" for i in range(n)]
     return ChartTable(

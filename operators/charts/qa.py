@@ -26,6 +26,15 @@ class QAPair:
     ask: dict[str, Any]
 
 
+def _a(phrase: str) -> str:
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+
+
+def _threshold_text(t: ChartTable, th: float) -> str:
+    num = t.fmt(th) if t.decimals else str(int(th))
+    return num + "%" if t.unit == "%" else num
+
+
 def plural(word: str) -> str:
     w = word.lower()
     if w.endswith("y") and w[-2:-1] not in "aeiou":
@@ -111,7 +120,9 @@ def categorical(t: ChartTable, kind: str, rng: np.random.Generator) -> list[QAPa
             if col[a] != col[c]:
                 b.add(
                     "comparison",
-                    f"Which is higher{of}: {t.labels[a]} or {t.labels[c]}?",
+                    f"Which range contains more values: {t.labels[a]} or {t.labels[c]}?"
+                    if kind == "histogram"
+                    else f"Which is higher{of}: {t.labels[a]} or {t.labels[c]}?",
                     t.labels[a] if col[a] > col[c] else t.labels[c],
                     op="higher",
                     rows=[t.labels[a], t.labels[c]],
@@ -156,7 +167,7 @@ def categorical(t: ChartTable, kind: str, rng: np.random.Generator) -> list[QAPa
             what = {"histogram": "count", "pie": "share", "donut": "share"}.get(kind, f"value{of}")
             b.add(
                 "counting",
-                f"How many {lns} have a {what} above {t.fmt(th) if t.decimals else int(th)}?",
+                f"How many {lns} have {_a(what)} above {_threshold_text(t, th)}?",
                 str(sum(v > th for v in col)),
                 op="count_above",
                 col=name,
@@ -203,7 +214,7 @@ def scatter(t: ChartTable, rng: np.random.Generator, annotated: bool) -> list[QA
     if th is not None:
         b.add(
             "counting",
-            f"How many points have a {yn.lower()} above {t.fmt(th)}?",
+            f"How many points have {_a(yn.lower())} above {t.fmt(th)}?",
             str(sum(v > th for v in y)),
             op="count_above",
             col=yn,
