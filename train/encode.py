@@ -32,6 +32,10 @@ class SampleEncoder:
         self.skipped: Counter[str] = Counter()
         self.truncated = 0
 
+    def fresh(self) -> SampleEncoder:
+        """Another encoder on the same processor with its own counters (one per stream)."""
+        return SampleEncoder(self.processor, self.seq_len)
+
     @property
     def pad_id(self) -> int:
         return self.processor.tokenizer.pad_id

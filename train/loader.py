@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from itertools import count
 from typing import Any
@@ -126,7 +127,8 @@ class StreamDataset(IterableDataset):
                 if taken <= skip:  # replaying up to the resumed position
                     continue
                 batch["_slot"], batch["_epoch"], batch["_taken"] = slot, ep, taken
-                batch["_worker"] = worker
+                # a worker process's counters live in that process: they travel with its batches
+                batch["_worker"], batch["_counts"] = worker, (dict(self.encode.skipped), self.encode.truncated)
                 yield batch
             if taken == 0 and self.split == "train":  # an endless loop that never yields would hang
                 raise RuntimeError(f"slot {slot} of {self.shards[0]}... has no usable {self.split} samples "
@@ -150,6 +152,7 @@ class StreamLoader:
         self.dataset, self.workers = dataset, workers
         self.state: dict[str, Any] = {"slots": {}, "next_worker": 0}
         self._it: Iterator[dict] | None = None
+        self._counts: dict[int, tuple[dict, int]] = {}  # per worker: (skipped by reason, truncated)
 
     def load_state_dict(self, state: dict) -> None:
         self.state = {"slots": dict(state["slots"]), "next_worker": state["next_worker"]}
@@ -166,6 +169,7 @@ class StreamLoader:
             self._it = iter(dl)
         batch = next(self._it)
         slot, worker = batch.pop("_slot"), batch.pop("_worker")
+        self._counts[worker] = batch.pop("_counts")
         self.state["slots"][str(slot)] = (batch.pop("_epoch"), batch.pop("_taken"))
         # the DataLoader hands out batches round-robin over its workers
         self.state["next_worker"] = (worker + 1) % max(self.workers, 1)
@@ -173,6 +177,13 @@ class StreamLoader:
 
     def __iter__(self) -> StreamLoader:
         return self
+
+    def counts(self) -> tuple[Counter[str], int]:
+        """Samples skipped (by reason) and cut to seq_len so far, over all workers of this stream."""
+        skipped: Counter[str] = Counter()
+        for s, _ in self._counts.values():
+            skipped.update(s)
+        return skipped, sum(t for _, t in self._counts.values())
 
 
 def tokens_in(batch: dict) -> int:

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -176,12 +177,17 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
             barrier()
 
     logger.close()
-    skipped = dict(encoder.skipped)
+    skipped: Counter[str] = Counter()
+    truncated = 0
+    for loader in streams.values():
+        s, t = loader.counts()
+        skipped.update(s)
+        truncated += t
     if skipped:
-        log.warning("samples skipped in the main process: %s", skipped)
+        log.warning("training samples skipped on this rank: %s", dict(skipped))
     final = ckpt.latest(ckpt_dir)
     return {"steps": step, "losses": history["loss"], "streams": history["modality"], "val": history["val"],
-            "checkpoint": str(final) if final else None, "skipped": skipped, "truncated": encoder.truncated,
+            "checkpoint": str(final) if final else None, "skipped": dict(skipped), "truncated": truncated,
             "accumulation": accumulation,
             "final_loss": history["loss"][-1] if history["loss"] else math.nan}
 
@@ -259,7 +265,7 @@ def _train_streams(cfg: TrainConfig, data_dir: Path, encoder: SampleEncoder, ima
     loaders = {}
     for key, (name, packing) in wanted.items():
         if stream_shards(data_dir, name):
-            ds = _dataset(cfg, data_dir, name, encoder, image_tokens, rank=env.rank, world=env.world,
+            ds = _dataset(cfg, data_dir, name, encoder.fresh(), image_tokens, rank=env.rank, world=env.world,
                           split="train", packing=packing)
             loaders[key] = StreamLoader(ds, workers=cfg.data.workers)
     if not any(k in loaders for k in cfg.data.streams):

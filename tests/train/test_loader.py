@@ -147,6 +147,11 @@ def test_bad_samples_are_skipped_and_counted(tmp_path, processor) -> None:
     assert sum(b["input_ids"].shape[0] for b in batches) == 2 + 1  # good, good2, and "good" of the cut shard
     assert ds.encode.skipped == {"bad_image": 2, "bad_sample": 1, "bad_json": 1, "missing_image": 1,
                                  "no_text": 1, "bad_shard": 1}
+    # counted in worker processes too: the counts travel back with the batches
+    two = StreamLoader(_dataset(paths + [str(cut)], processor, batch_size=8, shuffle_buffer=1), workers=2)
+    _take(two, 2)
+    skipped, _ = two.counts()
+    assert set(skipped) == {"bad_image", "bad_sample", "bad_json", "missing_image", "no_text", "bad_shard"}
 
 
 def _take(loader: StreamLoader, n: int) -> list[dict]:
