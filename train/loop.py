@@ -56,6 +56,9 @@ def train(config: TrainConfig | str | Path, data_dir: str | Path, out_dir: str |
     torch.manual_seed(cfg.data.seed)  # the same initial weights on every rank
     init_from = _resolve_init(cfg.init_from)
 
+    if not any(stream_shards(data_dir, name) for name in cfg.data.streams.values()):
+        raise FileNotFoundError(f"none of the streams {sorted(cfg.data.streams.values())} under {data_dir}/shards")
+
     # ---- tokenizer, model, optimizer -----------------------------------------------------------------
     tokenizer = _tokenizer(cfg, data_dir, out, env, init_from)
     preset = VLMConfig.from_name(cfg.model)

@@ -44,6 +44,8 @@ def train(
         raise typer.BadParameter(f"no shards/ under {data}; build one first (make demo)", param_hint="--data")
     try:
         result = run_training(cfg, data, out, resume=resume)
+    except FileNotFoundError as e:  # a stream the stage needs was not built, a missing tokenizer or checkpoint
+        raise typer.BadParameter(str(e), param_hint="--data / config") from e
     finally:
         teardown()
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports

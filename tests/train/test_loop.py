@@ -74,6 +74,9 @@ def test_cli_rejects_bad_input(tmp_path) -> None:
     assert r.exit_code != 0 and "no-such-config" in r.output
     r = CliRunner().invoke(app, ["train", "tiny-stage2", "--data", str(tmp_path)])
     assert r.exit_code != 0 and "no shards" in r.output
+    (tmp_path / "shards" / "other-stream").mkdir(parents=True)  # a build without this stage's streams
+    r = CliRunner().invoke(app, ["train", "tiny-stage1", "--data", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "stage1-multimodal" in r.output
 
 
 def test_activation_checkpointing_and_accumulation(shards, tmp_path) -> None:
