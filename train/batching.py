@@ -61,12 +61,17 @@ def slice_example(e: dict, start: int, end: int) -> dict:
             "images_seq_mask": e["images_seq_mask"][start:end], "pixel_values": None}
 
 
+Cursor = tuple[int, int]  # (index of the next sample in the reader's epoch order, token offset within it)
+
+
 class SequencePacker:
     """Packs examples into rows of at most seq_len tokens.
 
     Text-only examples are cut at row boundaries (a continuous token stream, as in LLM pretraining);
     an example holding images is never cut (its image tokens must stay whole): it starts a new row when it
-    does not fit, and one longer than seq_len is counted in `too_long` and skipped.
+    does not fit, and one longer than seq_len is counted in `too_long` and skipped. Every row comes with
+    the cursor where packing resumes after it: when a row is handed out the packer holds nothing else, so
+    that cursor is all a resumed reader needs.
     """
 
     def __init__(self, seq_len: int) -> None:
@@ -75,14 +80,15 @@ class SequencePacker:
         self.used = 0
         self.too_long = 0
 
-    def add(self, e: dict) -> Iterator[dict]:
+    def add(self, i: int, e: dict) -> Iterator[tuple[Cursor, dict]]:
+        """Example `e`, the reader's i-th sample of the epoch -> completed (cursor, row) pairs."""
         n = e["input_ids"].numel()
         if e["pixel_values"] is not None:
             if n > self.seq_len:  # the encoder cuts these first; kept as a guard
                 self.too_long += 1
                 return
             if self.used + n > self.seq_len:
-                yield from self.flush()
+                yield from (((i, 0), row) for row in self.flush())
             self.parts.append(e)
             self.used += n
             return
@@ -93,7 +99,8 @@ class SequencePacker:
             self.used += take
             start += take
             if self.used == self.seq_len:
-                yield from self.flush()
+                cursor = (i, start) if start < n else (i + 1, 0)
+                yield from ((cursor, row) for row in self.flush())
 
     def flush(self) -> Iterator[dict]:
         if self.parts:

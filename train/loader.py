@@ -1,10 +1,11 @@
 """WebDataset streams with exact resume, in open_clip's order: shard list -> seeded shuffle -> split by
 node -> split by worker -> read + parse -> shuffle buffer -> decode/encode -> batch (or pack, then batch).
 
-Each (rank, worker) "slot" produces a deterministic batch sequence per epoch, a pure function of
-(seed, epoch, slot). The loader state is, per slot, (epoch, batches taken in that epoch) plus the slot the
-next batch comes from; a resumed slot replays its current epoch up to that point and continues, so the
-next batch equals the uninterrupted run's. Epochs end with a flush, so no state crosses an epoch.
+Each (rank, worker) "slot" reads a deterministic sample order per epoch, a pure function of (seed, epoch,
+slot). The loader state is, per slot, (epoch, cursor: index of the next sample in that order, token offset
+within it) plus the worker the next batch comes from; a resumed slot re-reads the samples before the
+cursor as bytes (no decoding, no tokenizing) and continues, so the next batch equals the uninterrupted
+run's. Epochs end with a flush, so no state crosses an epoch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from train.batching import SequencePacker, collate
+from train.batching import Cursor, SequencePacker, collate, slice_example
 from train.encode import SampleEncoder
 from train.shards import SampleError, is_heldout, iter_tar, parse_sample, sample_key
 
@@ -92,55 +93,72 @@ class StreamDataset(IterableDataset):
         rng.shuffle(buf)
         yield from buf
 
-    def _examples(self, epoch: int, worker: int, workers: int, slot: int) -> Iterator[dict]:
-        for raw in self._shuffled(self._raw(epoch, worker, workers), epoch, slot):
+    def _examples(self, epoch: int, worker: int, workers: int, slot: int,
+                  cursor: Cursor) -> Iterator[tuple[int, dict]]:
+        """(index in this reader's epoch order, example), from `cursor` on; the samples before it are read
+        and shuffled (cheap: bytes) but not decoded, which is what makes a resume fast."""
+        for i, raw in enumerate(self._shuffled(self._raw(epoch, worker, workers), epoch, slot)):
+            if i < cursor[0]:
+                continue
             try:
                 sample = parse_sample(raw)
             except SampleError as e:
                 self.encode.skip(raw.get("__key__"), e.reason, str(e))
                 continue
             example = self.encode(sample, packed=self.packing)
-            if example is not None:
-                yield example
+            if example is None:
+                continue
+            if i == cursor[0] and cursor[1]:  # the rest of a text sample split across packed rows
+                example = slice_example(example, cursor[1], example["input_ids"].numel())
+            yield i, example
 
-    def _batches(self, epoch: int, worker: int, workers: int, slot: int) -> Iterator[dict]:
-        rows: Iterator[dict] = self._examples(epoch, worker, workers, slot)
+    def _batches(self, epoch: int, worker: int, workers: int, slot: int,
+                 cursor: Cursor = (0, 0)) -> Iterator[tuple[Cursor, dict]]:
+        """(cursor after the batch, batch) for one epoch of this reader."""
+        examples = self._examples(epoch, worker, workers, slot, cursor)
         if self.packing:
-            rows = _packed(rows, self.seq_len, self.encode)
+            rows = _packed(examples, self.seq_len, self.encode)
+        else:
+            rows = (((i + 1, 0), e) for i, e in examples)
         group: list[dict] = []
-        for row in rows:
+        for after, row in rows:
             group.append(row)
             if len(group) == self.batch_size:
-                yield collate(group, self.pad_id, self.image_tokens)
+                yield after, collate(group, self.pad_id, self.image_tokens)
                 group = []
         if group:  # the short last batch of an epoch keeps tiny corpora usable
-            yield collate(group, self.pad_id, self.image_tokens)
+            yield EPOCH_DONE, collate(group, self.pad_id, self.image_tokens)
 
     def __iter__(self) -> Iterator[dict]:
         worker, workers, slot = self._slot()
-        epoch, skip = self.start["slots"].get(str(slot), (0, 0))
+        epoch, index, offset = self.start["slots"].get(str(slot), (0, 0, 0))
+        cursor: Cursor = (index, offset)
+        if cursor == EPOCH_DONE:
+            epoch, cursor = epoch + 1, (0, 0)
         epochs = count(epoch) if self.split == "train" else [0]
         for ep in epochs:
-            taken = 0
-            for batch in self._batches(ep, worker, workers, slot):
-                taken += 1
-                if taken <= skip:  # replaying up to the resumed position
-                    continue
-                batch["_slot"], batch["_epoch"], batch["_taken"] = slot, ep, taken
+            yielded = False
+            for after, batch in self._batches(ep, worker, workers, slot, cursor):
+                yielded = True
+                batch["_slot"], batch["_epoch"], batch["_cursor"] = slot, ep, after
                 # a worker process's counters live in that process: they travel with its batches
                 batch["_worker"], batch["_counts"] = worker, (dict(self.encode.skipped), self.encode.truncated)
                 yield batch
-            if taken == 0 and self.split == "train":  # an endless loop that never yields would hang
+            if not yielded and cursor == (0, 0) and self.split == "train":  # an endless loop would hang
                 raise RuntimeError(f"slot {slot} of {self.shards[0]}... has no usable {self.split} samples "
                                    f"(skipped so far: {dict(self.encode.skipped)})")
-            skip = 0
+            cursor = (0, 0)
 
 
-def _packed(examples: Iterator[dict], seq_len: int, encoder: SampleEncoder) -> Iterator[dict]:
+EPOCH_DONE: Cursor = (2**62, 0)  # the cursor after an epoch's last batch: the next one starts afresh
+
+
+def _packed(examples: Iterator[tuple[int, dict]], seq_len: int,
+            encoder: SampleEncoder) -> Iterator[tuple[Cursor, dict]]:
     packer = SequencePacker(seq_len)
-    for e in examples:
-        yield from packer.add(e)
-    yield from packer.flush()
+    for i, e in examples:
+        yield from packer.add(i, e)
+    yield from ((EPOCH_DONE, row) for row in packer.flush())
     if packer.too_long:
         encoder.skipped["too_long"] += packer.too_long
 
@@ -170,7 +188,7 @@ class StreamLoader:
         batch = next(self._it)
         slot, worker = batch.pop("_slot"), batch.pop("_worker")
         self._counts[worker] = batch.pop("_counts")
-        self.state["slots"][str(slot)] = (batch.pop("_epoch"), batch.pop("_taken"))
+        self.state["slots"][str(slot)] = (batch.pop("_epoch"), *batch.pop("_cursor"))
         # the DataLoader hands out batches round-robin over its workers
         self.state["next_worker"] = (worker + 1) % max(self.workers, 1)
         return batch

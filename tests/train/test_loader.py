@@ -108,7 +108,7 @@ def _parse(raw):
 
 
 def _one_epoch(ds: StreamDataset):
-    return ds._batches(0, 0, 1, 0)
+    return (batch for _, batch in ds._batches(0, 0, 1, 0))
 
 
 def _png_claiming(width: int, height: int) -> bytes:
@@ -158,20 +158,40 @@ def _take(loader: StreamLoader, n: int) -> list[dict]:
     return [next(loader) for _ in range(n)]
 
 
-@pytest.mark.parametrize(("stream", "packing", "workers"), [("stage2-text", True, 2),
-                                                            ("stage2-multimodal", False, 0)])
-def test_exact_resume_gives_the_uninterrupted_batches(shards, processor, stream, packing, workers) -> None:
+class CountingEncoder(SampleEncoder):
+    """The real encoder, counting the samples it decodes."""
+
+    calls = 0
+
+    def __call__(self, sample: dict, packed: bool = False) -> dict | None:
+        CountingEncoder.calls += 1
+        return super().__call__(sample, packed)
+
+
+@pytest.mark.parametrize(("stream", "packing", "workers", "cut"), [("stage2-text", True, 2, 7),
+                                                                   ("stage2-text", True, 0, 5),
+                                                                   ("stage2-multimodal", True, 0, 3),
+                                                                   ("stage2-multimodal", False, 0, 7)])
+def test_exact_resume_gives_the_uninterrupted_batches(shards, processor, stream, packing, workers, cut) -> None:
     paths = stream_shards(shards, stream)
     ref = StreamLoader(_dataset(paths, processor, packing=packing, batch_size=3), workers=workers)
-    before = _take(ref, 7)
+    before = _take(ref, cut)
     state = json.loads(json.dumps(ref.state_dict()))  # it travels through the checkpoint's JSON
     after = _take(ref, 12)  # crosses an epoch boundary of this small stream
-    assert any(e > 0 for e, _ in state["slots"].values()) or any(
-        e > 0 for e, _ in ref.state_dict()["slots"].values())
-    resumed = StreamLoader(_dataset(paths, processor, packing=packing, batch_size=3), workers=workers)
+    assert max(e for e, *_ in ref.state_dict()["slots"].values()) > 0
+    ds = _dataset(paths, processor, packing=packing, batch_size=3)
+    ds.encode = CountingEncoder(processor, ds.seq_len)
+    CountingEncoder.calls = 0
+    resumed = StreamLoader(ds, workers=workers)
     resumed.load_state_dict(state)
-    again = _take(resumed, 12)
-    for a, b in zip(after, again):
+    again = [next(resumed)]
+    if workers == 0:
+        # the samples before the cursor are skipped as bytes: only this batch's samples get decoded
+        ((_, index, _),) = state["slots"].values()
+        assert CountingEncoder.calls <= (3 if not packing else 3 * 128 // 8)
+        assert index > (0 if stream == "stage2-text" else CountingEncoder.calls)
+    again += _take(resumed, 11)
+    for a, b in zip(after, again, strict=True):
         assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
         if a["pixel_values"] is not None:
             assert torch.equal(a["pixel_values"], b["pixel_values"])
