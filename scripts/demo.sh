@@ -33,19 +33,22 @@ $BIN/dsvl-data verify "$OUT"
 $BIN/dsvl-data stats "$OUT"
 $BIN/dsvl-data report "$OUT"
 
-# the bundled trainer: the tiny hybrid model, stage 2 (language warm-up 1.0 -> 0.7) on the demo shards
-$BIN/dsvl-data train tiny-stage2 --data "$OUT" --steps ${DEMO_STEPS:-30} --out "$OUT/train"
-$BIN/python - "$OUT/train/metrics.jsonl" <<'PY'
+# the bundled trainer: the tiny hybrid model through the three stages on the demo shards
+# (1: adaptor warm-up; 2: joint pretraining, language share 1.0 -> 0.7; 3: SFT)
+T="$OUT/train"
+$BIN/dsvl-data train tiny-stage1 --data "$OUT" --steps 15 --out "$T/s1" --threads 1
+$BIN/dsvl-data train tiny-stage2 --data "$OUT" --steps ${DEMO_STEPS:-30} --out "$T/s2" --init-from "$T/s1" --threads 1
+$BIN/dsvl-data train tiny-stage3 --data "$OUT" --steps 20 --out "$T/s3" --init-from "$T/s2" --threads 1
+$BIN/python - "$T" <<'PY'
 import json, sys
-rows = [r for r in map(json.loads, open(sys.argv[1])) if "train/loss" in r]
-vals = [r for r in map(json.loads, open(sys.argv[1])) if "val/text_loss" in r]
-print(f"tiny model, stage 2: train loss {rows[0]['train/loss']:.3f} (step {rows[0]['step']}) -> "
-      f"{rows[-1]['train/loss']:.3f} (step {rows[-1]['step']}); validation text/multimodal loss "
-      f"{vals[0]['val/text_loss']:.3f}/{vals[0]['val/multimodal_loss']:.3f} -> "
-      f"{vals[-1]['val/text_loss']:.3f}/{vals[-1]['val/multimodal_loss']:.3f}")
+for stage in ("s1", "s2", "s3"):
+    rows = [json.loads(line) for line in open(f"{sys.argv[1]}/{stage}/metrics.jsonl")]
+    tr = [r for r in rows if "train/loss" in r]
+    print(f"tiny model, stage {stage[1]}: train loss {tr[0]['train/loss']:.3f} (step {tr[0]['step']}) -> "
+          f"{tr[-1]['train/loss']:.3f} (step {tr[-1]['step']})")
 PY
 echo
 echo "demo shards:  $(cd "$OUT/shards" && pwd)"
 echo "catalog:      $(cd "$OUT" && pwd)/catalog.duckdb"
 echo "report:       $(cd "$OUT" && pwd)/report.html"
-echo "checkpoints:  $(cd "$OUT/train" && pwd)/checkpoints"
+echo "checkpoints:  $(cd "$OUT/train" && pwd)/s{1,2,3}/checkpoints"
