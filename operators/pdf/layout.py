@@ -284,9 +284,9 @@ _ALNUM = re.compile(r"[^\W_]")
 
 def text_quality(text: str) -> tuple[float, float]:
     """(bad-character ratio, letter ratio) of a text layer: replacement/private-use/control
-    characters betray a broken font encoding; few letters betray glyph-id garbage. The first 3000
+    characters betray a broken font encoding; few letters betray glyph-id garbage. The first 1000
     characters are a large enough sample and keep this cheap on dense pages."""
-    text = text[:3000]
+    text = text[:1000]
     n = len(text) - len(_SPACE.findall(text))
     if n <= 0:
         return 0.0, 0.0
