@@ -66,7 +66,7 @@ class PdfExtractor(Source):
     resources = Resources(actor=True, workers=2, batch_size=1)
 
     class Config(OperatorConfig):
-        inputs: str | list[str] = Field("tests/data/pdfs", description="PDF file, directory or glob (or a list)")
+        inputs: str | list[str] = Field("out/demo-inputs/pdfs", description="PDF file, directory or glob (or a list)")
         dpi: int = Field(144, ge=36, le=600, description="render resolution of page images")
         max_pages: int = Field(1000, ge=1, description="pages read per document; the rest is rejected")
         page_timeout_s: float = Field(30.0, gt=0, description="time limit for one page (parse + render)")
