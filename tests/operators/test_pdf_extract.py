@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -142,7 +143,8 @@ def test_recipe_loads_and_run_op_writes_rows(pdfs, tmp_path):
     from pipelines.cli import app
     from pipelines.recipe import load_recipe
 
-    recipe = load_recipe("pipelines/documents.yaml", [f"inputs={pdfs['scanned']}", "dpi=72"])
+    recipe_path = Path(__file__).resolve().parents[2] / "pipelines" / "documents.yaml"
+    recipe = load_recipe(recipe_path, [f"inputs={pdfs['scanned']}", "dpi=72"])
     assert [s.name for s in recipe.sources[0][1]] == ["ocr.ppocr", "filter.ocr_confidence"]
     res = CliRunner().invoke(app, ["run-op", "pdf.extract", str(pdfs["scanned"]), "--out", str(tmp_path),
                                    "--set", "dpi=72", "--set", "emit=doc_ocr"])
