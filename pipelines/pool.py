@@ -104,7 +104,9 @@ class PoolWriter:
 def _write_tmp(final: Path, table: pa.Table) -> tuple[Path, Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(final.name + ".tmp")
-    pq.write_table(table.cast(ROW_SCHEMA), tmp, compression="zstd")
+    # images are PNG/JPEG already: compressing them again costs CPU and saves nothing
+    codecs = {name: ("none" if name == "images" else "zstd") for name in ROW_SCHEMA.names}
+    pq.write_table(table.cast(ROW_SCHEMA), tmp, compression=codecs)
     return tmp, final
 
 

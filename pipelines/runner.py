@@ -57,6 +57,7 @@ class BuildResult:
     streams: dict[str, int]
     mixture: list[dict[str, Any]]
     assembly: dict[str, Any]
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: stream, assembly, catalog
 
 
 def _count_units(items: list[Item]) -> int:
@@ -210,10 +211,12 @@ def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None,
             if progress:
                 progress(finished, n_todo)
         writer.close()
+    t_stream = time.perf_counter()
     pool = Pool(pool_root)
     result, selections = assemble(pool, recipe.model.assembly, recipe.assembly_steps, out)
     inputs = pa.table({"input": [u for _, _, units in planned for u in units],
                        "source_op": [src.name for src, _, units in planned for _ in units]})
+    t_assembly = time.perf_counter()
     runs = previous_runs(out)
     seconds = time.perf_counter() - t0
     runs.append({"run": run, "recipe": recipe.path, "name": recipe.name, "started": started,
@@ -222,11 +225,12 @@ def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None,
     write_catalog(out, pool.con, result.pool_candidates, result.removed, selections, result.shards_table(),
                   inputs, result.mixture_table(), runs)
     n_rej = pool.con.sql("SELECT count(*) FROM rejections").fetchall()[0][0]
+    phases = {"stream": t_stream - t0, "assembly": t_assembly - t_stream, "catalog": time.perf_counter() - t_assembly}
     return BuildResult(
         output=out, run=run, inputs=sum(len(u) for _, _, u in planned), skipped_inputs=len(done),
         samples=result.pool_candidates.num_rows, rejected=int(n_rej) + len(result.removed), seconds=seconds,
         steps=list(stats.values()), streams={s: len(v) for s, v in result.selection.streams.items()},
-        mixture=result.mixture_table().to_pylist(), assembly=result.step_reports,
+        mixture=result.mixture_table().to_pylist(), assembly=result.step_reports, phases=phases,
     )
 
 
