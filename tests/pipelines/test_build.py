@@ -45,7 +45,11 @@ def test_ledger_balances_and_counts(built):
     assert reasons == {**BROKEN_TEXT_RECORDS, **BROKEN_IMAGES, "exact_duplicate": 1}
     dup = con.sql("SELECT s.input, s.kept, s.selected, l.detail FROM samples s JOIN ledger l USING (key) "
                   "WHERE l.reason = 'exact_duplicate'").fetchall()
-    assert len(dup) == 1 and dup[0][0].endswith("zz_copy_of_img03.png") and dup[0][1:3] == (False, False)
+    assert len(dup) == 1 and dup[0][0].rsplit("/", 1)[1] in ("img03.png", "zz_copy_of_img03.png")
+    assert dup[0][1:3] == (False, False)
+    kept_key = dup[0][3].removeprefix("duplicate_of=")
+    kept = con.sql(f"SELECT input, kept, selected FROM samples WHERE key = '{kept_key}'").fetchall()
+    assert kept[0][1:] == (True, True) and kept[0][0] != dup[0][0]  # the other copy stays
     # every input is accounted for: accepted samples or a rejection
     orphan = con.sql("SELECT count(*) FROM inputs WHERE input NOT IN (SELECT input FROM ledger)").fetchall()[0][0]
     assert orphan == 0
