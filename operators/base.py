@@ -10,7 +10,8 @@ import importlib
 import logging
 import traceback
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,7 +52,7 @@ class SystematicError(RuntimeError):
     """The operator fails on every unit: a broken set-up, not bad input. Stops the build."""
 
 
-_REGISTRY: dict[str, type["Operator"]] = {}
+_REGISTRY: dict[str, type[Operator]] = {}
 
 # Modules imported on first lookup so that `@register` runs; heavy imports stay inside operators.
 OPERATOR_MODULES = (
@@ -69,8 +70,8 @@ OPERATOR_MODULES = (
 )
 
 
-def register(name: str) -> Callable[[type["Operator"]], type["Operator"]]:
-    def deco(cls: type["Operator"]) -> type["Operator"]:
+def register(name: str) -> Callable[[type[Operator]], type[Operator]]:
+    def deco(cls: type[Operator]) -> type[Operator]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"operator name {name!r} registered twice")
         cls.name = name
@@ -99,12 +100,12 @@ def _load_all() -> None:
             log.warning("operator module %s failed to import: %s", mod, e)
 
 
-def registry() -> dict[str, type["Operator"]]:
+def registry() -> dict[str, type[Operator]]:
     _load_all()
     return dict(sorted(_REGISTRY.items()))
 
 
-def get_operator(name: str) -> type["Operator"]:
+def get_operator(name: str) -> type[Operator]:
     ops = registry()
     if name not in ops:
         broken = "".join(f"; {m} failed to import ({err})" for m, err in _IMPORT_ERRORS.items())
@@ -166,16 +167,17 @@ class Operator(ABC):
     def process(self, sample: Sample) -> Iterable[Sample | Rejection]:
         """Transform one sample into zero or more samples or rejections. May raise `Reject`."""
 
-    def process_batch(self, items: list[Item]) -> list[Item]:
-        """Run `process` on every sample; rejections and markers pass through in order."""
+    def iter_batch(self, items: list[Item]) -> Iterator[Item]:
+        """Run `process` on every sample, streaming; rejections and markers pass through in order."""
         self.ensure_setup()
-        out: list[Item] = []
         for it in items:
             if isinstance(it, Sample):
-                out.extend(self._guarded(it.input, it.key, lambda s=it: self._stamped(self.process(s))))
+                yield from self._guarded(it.input, it.key, lambda s=it: self._stamped(self.process(s)))
             else:
-                out.append(it)
-        return out
+                yield it
+
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        return list(self.iter_batch(items))
 
     def _stamped(self, produced: Iterable[Sample | Rejection]) -> Iterator[Sample | Rejection]:
         for p in produced:
@@ -186,18 +188,31 @@ class Operator(ABC):
     def _guarded(
         self, input: str, key: str, fn: Callable[[], Iterable[Sample | Rejection]]
     ) -> list[Sample | Rejection]:
+        """All of one unit's output, or one rejection: a transform's output for a sample is atomic."""
+        out: list[Sample | Rejection] = []
+        for p in self._guarded_iter(input, key, fn):
+            if isinstance(p, Rejection) and p.operator == self.name and p.reason == "operator_error":
+                return [p]
+            out.append(p)
+        return out
+
+    def _guarded_iter(
+        self, input: str, key: str, fn: Callable[[], Iterable[Sample | Rejection]]
+    ) -> Iterator[Sample | Rejection]:
+        """A unit's output as it is produced (a 1,000-page PDF never sits in memory whole); a failure
+        midway ends the unit with a rejection after what it already produced."""
         self._seen += 1
         try:
-            return list(fn())
+            yield from fn()
         except Reject as r:
-            return [Rejection(input, self.name, r.reason, r.detail, r.key or key)]
+            yield Rejection(input, self.name, r.reason, r.detail, r.key or key)
         except Exception as e:  # per-unit failure: recorded, build goes on
             self._errors += 1
             if self._errors == self._seen and self._seen >= self.systematic_after:
                 raise SystematicError(f"{self.name} failed on all of its first {self._seen} units: {e!r}") from e
             detail = f"{type(e).__name__}: {e}"[:500] + "\n" + traceback.format_exc(limit=3)[-1500:]
             log.debug("%s failed on %s: %s", self.name, key or input, e)
-            return [Rejection(input, self.name, "operator_error", detail, key)]
+            yield Rejection(input, self.name, "operator_error", detail, key)
 
 
 class Filter(Operator):
@@ -237,19 +252,24 @@ class Source(Operator):
     def process(self, sample: Sample) -> Iterable[Sample | Rejection]:
         return [sample]  # a source passes samples from upstream sources through unchanged
 
-    def process_batch(self, items: list[Item]) -> list[Item]:
+    def iter_batch(self, items: list[Item]) -> Iterator[Item]:
+        """Input units are read (streamed, then a `Done` marker); samples from upstream go through
+        `process`, so a source can also act as a transform (e.g. a renderer after a crawler)."""
         self.ensure_setup()
-        out: list[Item] = []
         for it in items:
             if isinstance(it, InputUnit):
-                produced = self._guarded(it.input, "", lambda u=it.input: self._stamped(self.read(u)))
-                if not produced:  # an input with nothing in it is still accounted for in the ledger
-                    produced = [Rejection(it.input, self.name, "empty_input", "the input yielded no samples")]
-                out.extend(produced)
-                out.append(Done(it.input, len(produced)))
+                n = 0
+                for p in self._guarded_iter(it.input, "", lambda u=it.input: self._stamped(self.read(u))):
+                    n += 1
+                    yield p
+                if n == 0:  # an input with nothing in it is still accounted for in the ledger
+                    n = 1
+                    yield Rejection(it.input, self.name, "empty_input", "the input yielded no samples")
+                yield Done(it.input, n)
+            elif isinstance(it, Sample):
+                yield from self._guarded(it.input, it.key, lambda s=it: self._stamped(self.process(s)))
             else:
-                out.append(it)
-        return out
+                yield it
 
     def run(self, inputs: list[str] | None = None) -> list[Sample | Rejection]:
         """Read inputs directly, without Ray (tests, `run-op`)."""
@@ -267,7 +287,7 @@ def run_operator(op: Operator, samples: list[Sample]) -> list[Sample | Rejection
 # candidate table (one row per sample, catalog columns, see pipelines.pool.CANDIDATE_SCHEMA) and
 # return the rows to keep (a `repeat` column > 1 up-samples) plus a rejection for every row removed.
 
-_ASSEMBLY: dict[str, type["AssemblyStep"]] = {}
+_ASSEMBLY: dict[str, type[AssemblyStep]] = {}
 
 
 class PoolReader(ABC):
@@ -276,7 +296,7 @@ class PoolReader(ABC):
     files: list[str]  # the pool's Parquet files (columns: see operators.sample.ROW_SCHEMA)
 
     @abstractmethod
-    def iter_samples(self, keys: "set[str] | None" = None, with_images: bool = True) -> Iterator[Sample]:
+    def iter_samples(self, keys: set[str] | None = None, with_images: bool = True) -> Iterator[Sample]:
         ...
 
 
@@ -291,7 +311,7 @@ class AssemblyStep(ABC):
         self.config = config
 
     @abstractmethod
-    def run(self, candidates: "Any", pool: PoolReader) -> "tuple[Any, list[Rejection], dict[str, Any]]":
+    def run(self, candidates: Any, pool: PoolReader) -> tuple[Any, list[Rejection], dict[str, Any]]:
         """(candidates: pa.Table) -> (kept: pa.Table, removed: [Rejection], report: dict)."""
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import Field, field_validator
 

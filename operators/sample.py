@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Union
+from typing import Any, Union
 
 import pyarrow as pa
 
@@ -106,7 +107,7 @@ class Sample:
         return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any], image_bytes: list[bytes], input: str = "") -> "Sample":
+    def from_json(cls, d: dict[str, Any], image_bytes: list[bytes], input: str = "") -> Sample:
         return cls(
             key=d["key"],
             input=input or d.get("provenance", {}).get("input", ""),

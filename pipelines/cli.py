@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ _WIDTH = None if sys.stdout.isatty() else 140  # logs and CI get whole tables
 console = Console(width=_WIDTH)
 err = Console(stderr=True, width=_WIDTH)
 
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override KEY.PATH=VALUE (repeatable)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override KEY.PATH=VALUE (repeatable)")]
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -44,7 +44,7 @@ def build(
     recipe: Annotated[Path, typer.Argument(help="pipelines/<recipe>.yaml")],
     output: Annotated[Path, typer.Option("--output", "-o", help="output folder (pool, shards, catalog)")],
     set_: SetOpt = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address; default: embedded local Ray")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address; default: embedded local Ray")] = None,
     resume: Annotated[bool, typer.Option(help="continue a killed build in the same output folder")] = False,
 ) -> None:
     """Run a recipe: sources and operators on Ray Data, then assembly into shards and a catalog."""
@@ -93,7 +93,7 @@ def submit(
     output: Annotated[str, typer.Option("--output", "-o", help="output folder as the cluster sees it")],
     address: Annotated[str, typer.Option(help="Ray dashboard address, e.g. http://head:8265")],
     set_: SetOpt = None,
-    working_dir: Annotated[Optional[Path], typer.Option(help="ship this folder to the cluster")] = None,
+    working_dir: Annotated[Path | None, typer.Option(help="ship this folder to the cluster")] = None,
     wait: Annotated[bool, typer.Option(help="wait until the job ends; exit 1 unless it succeeded")] = False,
 ) -> None:
     """Submit a build as a Ray job (incremental: it runs with --resume)."""
@@ -169,7 +169,7 @@ def stats(
 def inspect(
     path: Annotated[Path, typer.Argument(help="a shard (.tar), a pool .parquet file or a build folder")],
     n: Annotated[int, typer.Option("-n", help="how many samples")] = 5,
-    out: Annotated[Optional[Path], typer.Option("--out", help="save the samples' images here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="save the samples' images here")] = None,
 ) -> None:
     """Show samples from a shard or the pool, saving their images."""
     from pipelines.inspect import describe, iter_any

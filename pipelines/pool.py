@@ -12,8 +12,8 @@ import logging
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pyarrow as pa

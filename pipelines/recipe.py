@@ -98,7 +98,7 @@ class AssemblySpec(_Strict):
     shards: ShardSpec = Field(default_factory=ShardSpec)
 
     @model_validator(mode="after")
-    def _known_stages(self) -> "AssemblySpec":
+    def _known_stages(self) -> AssemblySpec:
         for stage, mix in self.mixture.items():
             if stage not in STAGE_CATEGORIES:
                 raise ValueError(f"unknown stage {stage!r}; allowed: {', '.join(STAGE_CATEGORIES)}")

@@ -13,9 +13,10 @@ import math
 import os
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,31 +66,49 @@ def _count_units(items: list[Item]) -> int:
 
 
 class OperatorAdapter:
-    """Runs one operator on Arrow batches; appends a `stats` row for the driver's summary."""
+    """Runs one operator on Arrow batches, streaming its output in bounded tables (a source may
+    turn one input into gigabytes of pages); ends with a `stats` row for the driver's summary."""
+
+    max_rows = 256
+    max_bytes = 32 << 20
 
     def __init__(self, op_name: str, config: dict[str, Any], path: str):
         cls = get_operator(op_name)
         self.op: Operator = cls(cls.Config(**config))
         self.path = path
 
-    def __call__(self, table: pa.Table) -> pa.Table:
+    def __call__(self, table: pa.Table) -> Iterator[pa.Table]:
         is_stats = pc.equal(table.column("kind"), "stats")
         passthrough = table.filter(is_stats)
         items = table_to_items(table.filter(pc.invert(is_stats)))
-        t0 = time.perf_counter()
-        out = self.op.process_batch(items)
-        seconds = time.perf_counter() - t0
+        seconds = 0.0
+        n_out = 0
         rejected: dict[str, int] = defaultdict(int)
-        for it in out:
-            if type(it).__name__ == "Rejection" and it.operator == self.op.name:  # type: ignore[union-attr]
+        chunk: list[Item] = []
+        size = 0
+        produced = self.op.iter_batch(items)
+        while True:
+            t0 = time.perf_counter()
+            it = next(produced, None)
+            seconds += time.perf_counter() - t0
+            if it is None:
+                break
+            chunk.append(it)
+            kind = type(it).__name__
+            if kind == "Sample":
+                n_out += 1
+                size += sum(len(b) for b in it.image_bytes) + len(it.text or "")  # type: ignore[union-attr]
+            elif kind == "Rejection" and it.operator == self.op.name:  # type: ignore[union-attr]
                 rejected[it.reason] += 1  # type: ignore[union-attr]
-        stats = {"path": self.path, "op": self.op.name, "in": _count_units(items),
-                 "out": sum(1 for it in out if type(it).__name__ == "Sample"), "seconds": seconds,
-                 "rejected": rejected}
+            if len(chunk) >= self.max_rows or size >= self.max_bytes:
+                yield items_to_table(chunk)
+                chunk, size = [], 0
+        stats = {"path": self.path, "op": self.op.name, "in": _count_units(items), "out": n_out,
+                 "seconds": seconds, "rejected": rejected}
         stats_row = pa.table({"kind": ["stats"], "key": [""], "input": [""], "operator": [self.op.name],
                               "reason": [""], "detail": [""], "json": [dumps(stats)], "images": [[]]},
                              schema=table.schema)
-        return pa.concat_tables([items_to_table(out), passthrough, stats_row])
+        yield pa.concat_tables([items_to_table(chunk), passthrough, stats_row])
 
 
 def _map(ds: Any, step: BoundStep) -> Any:
@@ -112,8 +131,8 @@ def _map(ds: Any, step: BoundStep) -> Any:
     return ds.map_batches(_stateless, fn_kwargs=ctor, compute=compute, **kwargs)
 
 
-def _stateless(table: pa.Table, op_name: str, config: dict[str, Any], path: str) -> pa.Table:
-    return OperatorAdapter(op_name, config, path)(table)
+def _stateless(table: pa.Table, op_name: str, config: dict[str, Any], path: str) -> Iterator[pa.Table]:
+    yield from OperatorAdapter(op_name, config, path)(table)
 
 
 def plan_inputs(recipe: Recipe) -> list[tuple[BoundStep, list[BoundStep], list[str]]]:

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from operators.base import Operator, OperatorConfig, Reject, Resources, Source, register
-from operators.sample import InputUnit, Item, Rejection, Sample
+from operators.base import OperatorConfig, Reject, Resources, Source, register
+from operators.sample import Rejection, Sample
 from operators.web.browser import (
     VIEWPORTS,
     BrowserSession,
@@ -180,14 +180,3 @@ class WebRenderer(RenderingOperator):
             return [sample]
         url = sample.meta["url"]
         return self.render_samples(sample.input, url, sample.meta["html"].encode("utf-8"), self._resolver(url))
-
-    def process_batch(self, items: list[Item]) -> list[Item]:
-        """Input units are read as a source; samples (from `web.crawl`) are rendered as a transform."""
-        units = [it for it in items if isinstance(it, InputUnit)]
-        if not units:
-            return Operator.process_batch(self, items)
-        out: list[Item] = []
-        for it in items:
-            out.extend(Source.process_batch(self, [it]) if isinstance(it, InputUnit)
-                       else Operator.process_batch(self, [it]))
-        return out

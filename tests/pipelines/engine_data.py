@@ -19,13 +19,11 @@ def make_inputs(root: Path) -> dict[str, Path]:
     texts = root / "texts"
     texts.mkdir(exist_ok=True)
     with open(texts / "a.jsonl", "w") as f:
-        for i in range(GOOD_TEXTS // 2):
-            f.write(json.dumps({"text": f"Record {i}: the quick brown fox jumps over {i} lazy dogs.", "lang": "en"}) + "\n")
+        f.writelines(json.dumps({"text": f"Record {i}: the quick brown fox jumps over {i} lazy dogs.", "lang": "en"}) + "\n" for i in range(GOOD_TEXTS // 2))
         f.write("{not json\n")
         f.write(json.dumps({"text": "   "}) + "\n")
     with open(texts / "b.jsonl", "wb") as f:
-        for i in range(GOOD_TEXTS // 2, GOOD_TEXTS):
-            f.write(json.dumps({"text": f"Entry {i} describes a river that is {i} km long."}).encode() + b"\n")
+        f.writelines(json.dumps({"text": f"Entry {i} describes a river that is {i} km long."}).encode() + b"\n" for i in range(GOOD_TEXTS // 2, GOOD_TEXTS))
         f.write(b'{"text": "latin-1 \xe9t\xe9"}\n')
         f.write(b"[1, 2, 3]\n")
         f.write(json.dumps({"messages": [{"role": "user", "content": "What is 2+2?"},

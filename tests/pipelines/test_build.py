@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.runner import build
 from pipelines.verify import verify
-from tests.pipelines.engine_data import BROKEN_IMAGES, BROKEN_TEXT_RECORDS, GOOD_IMAGES, GOOD_TEXTS, make_inputs, write_recipe
+from tests.pipelines.engine_data import (
+    BROKEN_IMAGES,
+    BROKEN_TEXT_RECORDS,
+    GOOD_IMAGES,
+    GOOD_TEXTS,
+    make_inputs,
+    write_recipe,
+)
 
 pytestmark = pytest.mark.ray
 

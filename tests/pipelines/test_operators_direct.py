@@ -11,7 +11,13 @@ from PIL import Image
 
 from operators.base import get_operator
 from operators.sample import Rejection, Sample, items_to_table, table_to_items
-from tests.pipelines.engine_data import BROKEN_IMAGES, BROKEN_TEXT_RECORDS, GOOD_IMAGES, GOOD_TEXTS, make_inputs
+from tests.pipelines.engine_data import (
+    BROKEN_IMAGES,
+    BROKEN_TEXT_RECORDS,
+    GOOD_IMAGES,
+    GOOD_TEXTS,
+    make_inputs,
+)
 
 
 def test_jsonl_reader_accounts_for_every_record(tmp_path):
