@@ -28,8 +28,17 @@ def submit(address: str, recipe: str, output: str, sets: list[str], working_dir:
 
     client = JobSubmissionClient(address)
     runtime_env = {"working_dir": str(working_dir)} if working_dir else None
-    job = client.submit_job(entrypoint=build_entrypoint(recipe, output, sets), runtime_env=runtime_env,
-                            submission_id=submission_id, metadata={"tool": "dsvl-data", "recipe": recipe})
+    # a head that has just started answers before its job agent is up: retry that, not other errors
+    give_up = time.monotonic() + 120
+    while True:
+        try:
+            job = client.submit_job(entrypoint=build_entrypoint(recipe, output, sets), runtime_env=runtime_env,
+                                    submission_id=submission_id, metadata={"tool": "dsvl-data", "recipe": recipe})
+            break
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > give_up:
+                raise
+            time.sleep(2.0)
     if not wait:
         return job, "PENDING"
     end = time.monotonic() + timeout_s

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+import socket
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -20,18 +23,40 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture()
 def cluster(tmp_path):
+    """A single-node Ray cluster of its own (`ray start --block` in a new session), stopped by killing
+    that session: `ray stop` would also stop every other Ray on the machine, the tests' own included."""
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(16), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
     env.pop("RAY_ADDRESS", None)
     ray = shutil.which("ray", path=bin_dir)
-    start = [ray, "start", "--head", "--port=6391", "--dashboard-port=8291", "--num-cpus=1",
-             "--disable-usage-stats", f"--temp-dir={tempfile.mkdtemp(prefix='rj', dir='/tmp')}"]  # short: socket paths
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    start = [ray, "start", "--head", "--block", "--port=6391", "--dashboard-port=8291", "--num-cpus=1",
+             "--disable-usage-stats", f"--temp-dir={temp}",
+             # ports of its own: the tests' embedded Ray already holds the default agent ports
+             "--dashboard-agent-listen-port=52391", "--dashboard-agent-grpc-port=52392",
+             "--metrics-export-port=52393", "--runtime-env-agent-port=52394", "--ray-client-server-port=10391",
+             "--min-worker-port=20400", "--max-worker-port=20999"]
+    head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert head.poll() is None, "ray start exited early"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", 8291)) == 0:
+                    break
+            time.sleep(0.5)
         yield env
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+                head.wait(timeout=20)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_submit_build_and_incremental_rerun(tmp_path, cluster):
