@@ -13,7 +13,7 @@ setup: .venv/.setup-done
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30 tests
 
 demo: setup
 	bash scripts/demo.sh
