@@ -100,7 +100,10 @@ class Catalog:
 
     def tag_counts(self) -> Counter[str]:
         with self._con() as con:
-            rows = con.execute("SELECT taxonomy FROM samples").fetchall()
+            cols = {r[0] for r in con.execute("DESCRIBE samples").fetchall()}
+            # samples removed in assembly (dedup, balancing) stay in the catalog with kept = false
+            where = " WHERE kept" if "kept" in cols else ""
+            rows = con.execute("SELECT taxonomy FROM samples" + where).fetchall()
         c: Counter[str] = Counter()
         for (v,) in rows:
             c.update(_tag_ids(v))
