@@ -26,6 +26,11 @@ def _plans(n: int, seed: int) -> list:
     return plans
 
 
+def _bare_worker(args: tuple[int, int]) -> float:
+    seed, n = args
+    return bare_loop(_plans(n, seed))
+
+
 def bare_loop(plans: list) -> float:
     """Plain matplotlib: run each script body, save PNG to memory, close the figure. Returns seconds."""
     import matplotlib
@@ -127,6 +132,20 @@ def run(quick: bool) -> dict:
         "operator_overhead_pct_cpu": round((oc / bc - 1) * 100, 1),
         "operator_overhead_pct_wall": round((ow / bw - 1) * 100, 1),
     }
+    # The hardware ceiling for this workload: the bare loop in 2 processes vs 1 (no engine at all).
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_bare_worker, [(seed + 1000, 2), (seed + 1001, 2)])  # warm both processes
+        half = n // 2
+        t0 = time.perf_counter()
+        pool.map(_bare_worker, [(seed, n)])
+        one_proc = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pool.map(_bare_worker, [(seed, half), (seed + 7, n - half)])
+        two_proc = time.perf_counter() - t0
+    out["bare_matplotlib_2_vs_1_processes"] = round(one_proc / two_proc, 2)
     import ray
 
     # address="local": our own embedded cluster, never one another process left running here
