@@ -80,11 +80,31 @@ def build(
         mix.add_row(r["stage"], r["category"], f"{r['ratio']:.3f}", str(r["target"]), str(r["achieved"]),
                     str(r["available"]))
     console.print(mix)
+    _print_assembly_reports(result.assembly)
     console.print(f"inputs {result.inputs} (skipped, already done: {result.skipped_inputs}); samples "
                   f"{result.samples}; rejected {result.rejected}")
     for stream, n in sorted(result.streams.items()):
         console.print(f"  shards/{stream}: {n} samples")
     console.print(f"output: {output.resolve()} (catalog: {output / 'catalog.duckdb'})")
+
+
+def _print_assembly_reports(reports: dict) -> None:
+    """One line of figures per assembly step; leaf targets vs achieved where a step balances."""
+    for name, rep in reports.items():
+        if not isinstance(rep, dict):
+            continue
+        scalars = ", ".join(f"{k} {v}" for k, v in rep.items() if isinstance(v, (int, float, str)))
+        console.print(f"assembly {name}: {scalars}", highlight=False)
+        targets, achieved = rep.get("targets"), rep.get("achieved")
+        if isinstance(targets, dict) and isinstance(achieved, dict) and targets:
+            t = Table(title=f"{name}: target vs achieved share per leaf")
+            for col in ("leaf", "target", "achieved", "before", "after"):
+                t.add_column(col, justify="left" if col == "leaf" else "right")
+            before, after = rep.get("counts_before", {}), rep.get("counts_after", {})
+            for leaf in sorted(set(targets) | set(achieved)):
+                t.add_row(leaf, f"{targets.get(leaf, 0):.3f}", f"{achieved.get(leaf, 0):.3f}",
+                          str(before.get(leaf, 0)), str(after.get(leaf, 0)))
+            console.print(t)
 
 
 @app.command()

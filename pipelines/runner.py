@@ -240,7 +240,8 @@ def build_recipe(recipe: Recipe, output: str | Path, address: str | None = None,
     seconds = time.perf_counter() - t0
     runs.append({"run": run, "recipe": recipe.path, "name": recipe.name, "started": started,
                  "seconds": round(seconds, 3), "status": "ok", "resume": resume,
-                 "info": dumps({"recipe": recipe.raw, "skipped_inputs": len(done)})})
+                 "info": json.dumps({"recipe": recipe.raw, "skipped_inputs": len(done),
+                                     "assembly": result.step_reports, "phases": {}}, sort_keys=True, default=str)})
     write_catalog(out, pool.con, result.pool_candidates, result.removed, selections, result.shards_table(),
                   inputs, result.mixture_table(), runs)
     n_rej = pool.con.sql("SELECT count(*) FROM rejections").fetchall()[0][0]

@@ -143,6 +143,7 @@ def test_cli_build_verify_stats_inspect(built, tmp_path):
     r = runner.invoke(app, ["build", str(recipe), "--output", str(out), "--set", "assembly.seed=3"])
     assert r.exit_code == 0, r.output
     assert "sources.1" in r.output and "images.folder" in r.output and "corrupt_image: 1" in r.output
+    assert "assembly dedup.exact: candidates 54, hashed 13, removed 1" in r.output
     r = runner.invoke(app, ["verify", str(out)])
     assert r.exit_code == 0 and "ledger balances" in r.output
     r = runner.invoke(app, ["stats", str(out), "--json"])
