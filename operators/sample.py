@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -47,6 +48,15 @@ def content_key(prefix: str, *parts: str | bytes, n: int = 16) -> str:
         h.update(p.encode("utf-8") if isinstance(p, str) else p)
         h.update(b"\x00")
     return f"{prefix}-{h.hexdigest()[:n]}"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @dataclass

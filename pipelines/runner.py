@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from operators.base import Operator, Source, get_operator
-from operators.sample import InputUnit, Item, dumps, items_to_table, table_to_items
+from operators.sample import InputUnit, Item, Rejection, Sample, dumps, items_to_table, table_to_items
 from pipelines.assembly import assemble
 from pipelines.catalog import previous_runs, write_catalog
 from pipelines.pool import Pool, PoolWriter, next_run_number
@@ -62,7 +62,7 @@ class BuildResult:
 
 
 def _count_units(items: list[Item]) -> int:
-    return sum(1 for it in items if type(it).__name__ in ("Sample", "InputUnit"))
+    return sum(1 for it in items if isinstance(it, (Sample, InputUnit)))
 
 
 class OperatorAdapter:
@@ -94,12 +94,11 @@ class OperatorAdapter:
             if it is None:
                 break
             chunk.append(it)
-            kind = type(it).__name__
-            if kind == "Sample":
+            if isinstance(it, Sample):
                 n_out += 1
-                size += sum(len(b) for b in it.image_bytes) + len(it.text or "")  # type: ignore[union-attr]
-            elif kind == "Rejection" and it.operator == self.op.name:  # type: ignore[union-attr]
-                rejected[it.reason] += 1  # type: ignore[union-attr]
+                size += sum(len(b) for b in it.image_bytes) + len(it.text or "")
+            elif isinstance(it, Rejection) and it.operator == self.op.name:
+                rejected[it.reason] += 1
             if len(chunk) >= self.max_rows or size >= self.max_bytes:
                 yield items_to_table(chunk)
                 chunk, size = [], 0

@@ -20,6 +20,12 @@ from pipelines.runner import run_local
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
+def _takes_list(annotation: Any) -> bool:
+    """list[...] or an optional/union containing one."""
+    return typing.get_origin(annotation) is list or any(
+        typing.get_origin(a) is list for a in typing.get_args(annotation))
+
+
 def _coerce(cls: type[Operator], values: dict[str, Any]) -> dict[str, Any]:
     """`--set hosts=a,b` for a list field gives ["a", "b"]."""
     out = dict(values)
@@ -27,10 +33,7 @@ def _coerce(cls: type[Operator], values: dict[str, Any]) -> dict[str, Any]:
         field = cls.Config.model_fields.get(k)
         if field is None or not isinstance(v, str):
             continue
-        origin = typing.get_origin(field.annotation)
-        args = typing.get_args(field.annotation)
-        is_list = origin is list or any(typing.get_origin(a) is list for a in args)
-        if is_list:
+        if _takes_list(field.annotation):
             out[k] = [p for p in v.split(",") if p]
     return out
 
@@ -43,8 +46,7 @@ def build_operator(name: str, sets: list[str], inputs: list[str]) -> tuple[Opera
         values[".".join(path)] = value
     values = _coerce(cls, values)
     if issubclass(cls, Source) and "inputs" in cls.Config.model_fields and "inputs" not in values and inputs:
-        ann = cls.Config.model_fields["inputs"].annotation
-        takes_list = typing.get_origin(ann) is list or any(typing.get_origin(a) is list for a in typing.get_args(ann))
+        takes_list = _takes_list(cls.Config.model_fields["inputs"].annotation)
         if not takes_list and len(inputs) > 1:
             raise RecipeError(f"{name} takes one input (a file or folder), got {len(inputs)}")
         values["inputs"] = list(inputs) if takes_list else inputs[0]

@@ -7,13 +7,14 @@ is written to a temp name and renamed; the manifest lists count, bytes and sha25
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from operators.sample import file_sha256
 
 FIXED_MTIME = 946684800  # 2000-01-01T00:00:00Z: any constant works; zero confuses some tar readers
 
@@ -84,13 +85,10 @@ class ShardWriter:
         assert self._tar is not None and self._tmp is not None
         self._tar.close()
         final = self.folder / self._name(len(self.shards))
-        digest = hashlib.sha256()
-        with open(self._tmp, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        digest = file_sha256(self._tmp)
         nbytes = self._tmp.stat().st_size
         os.replace(self._tmp, final)
-        self.shards.append(ShardInfo(final.name, self._count, nbytes, digest.hexdigest()))
+        self.shards.append(ShardInfo(final.name, self._count, nbytes, digest))
         self._tar = None
         self._tmp = None
 
@@ -115,11 +113,3 @@ class ShardWriter:
 
 def read_manifest(folder: Path) -> dict:
     return json.loads((Path(folder) / "manifest.json").read_text())
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipelines.catalog import open_catalog
-from pipelines.shards import sha256_file
+from operators.sample import file_sha256
 
 
 def verify(out: Path) -> list[str]:
@@ -81,7 +81,7 @@ def _check_shards(root: Path, cat_shards: dict, selected: Counter, members: dict
                 continue
             if path.stat().st_size != s["bytes"]:
                 problems.append(f"shards: {path} is {path.stat().st_size} bytes, manifest says {s['bytes']}")
-            if sha256_file(path) != s["sha256"]:
+            if file_sha256(path) != s["sha256"]:
                 problems.append(f"shards: {path} sha256 differs from the manifest")
             if cat_shards.get(ident) != (s["count"], s["bytes"], s["sha256"]):
                 problems.append(f"catalog: shard {ident[0]}/{ident[1]} differs from the manifest")

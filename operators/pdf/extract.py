@@ -19,7 +19,7 @@ from pydantic import Field
 
 from operators.base import OperatorConfig, Reject, Resources, Source, register
 from operators.pdf.worker import KillableWorker, RemoteError, WorkerDied, WorkerTimeout
-from operators.sample import Rejection, Sample
+from operators.sample import Rejection, Sample, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,6 @@ SFT_PROMPTS = (
     "What does this document say? Give its full text.",
     "Please OCR this page and return the plain text.",
 )
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_pdfs(inputs: str | list[str]) -> list[str]:

@@ -98,23 +98,30 @@ class KillableWorker:
             raise WorkerDied(f"worker {self.factory} died while starting (exit code {code})") from None
         assert status == "ready"
 
-    def call(self, msg: Any, timeout: float) -> Any:
-        """Send one request; returns the handler's value or raises WorkerTimeout/WorkerDied/RemoteError."""
+    def _send(self, msg: Any) -> None:
         if not self.alive():
             if self._proc is not None:
                 self.restarts += 1
             self.start()
         self._conn.send(msg)
-        if not self._conn.poll(max(timeout, 0.001)):
+
+    def _receive(self, limit: float) -> tuple[str, Any]:
+        """One (status, value) from the child within `limit` seconds; kills it on a timeout or death."""
+        if not self._conn.poll(max(limit, 0.001)):
             self.kill()
-            raise WorkerTimeout(f"no answer in {timeout:.1f} s")
+            raise WorkerTimeout(f"no answer in {limit:.1f} s")
         try:
-            status, value = self._conn.recv()
+            return self._conn.recv()
         except (EOFError, OSError):
             self._proc.join(1)
             code = self._proc.exitcode
             self.kill()
             raise WorkerDied(f"worker exited with code {code}") from None
+
+    def call(self, msg: Any, timeout: float) -> Any:
+        """Send one request; returns the handler's value or raises WorkerTimeout/WorkerDied/RemoteError."""
+        self._send(msg)
+        status, value = self._receive(timeout)
         if status == "error":
             raise RemoteError(*value)
         return value
@@ -123,25 +130,11 @@ class KillableWorker:
         """Send one request whose handler yields; yield its items as they come. The child runs at
         most a pipe buffer ahead (back-pressure), and every item must arrive within `timeout`
         seconds (a number or a function giving the limit for the next item)."""
-        if not self.alive():
-            if self._proc is not None:
-                self.restarts += 1
-            self.start()
-        self._conn.send(msg)
+        self._send(msg)
         finished = False
         try:
             while True:
-                limit = timeout() if callable(timeout) else timeout
-                if not self._conn.poll(max(limit, 0.001)):
-                    self.kill()
-                    raise WorkerTimeout(f"no answer in {limit:.1f} s")
-                try:
-                    status, value = self._conn.recv()
-                except (EOFError, OSError):
-                    self._proc.join(1)
-                    code = self._proc.exitcode
-                    self.kill()
-                    raise WorkerDied(f"worker exited with code {code}") from None
+                status, value = self._receive(timeout() if callable(timeout) else timeout)
                 if status == "item":
                     yield value
                 elif status == "end":

@@ -4,11 +4,12 @@ and the normal form used for exact-duplicate hashing and shingling.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from pathlib import Path
 from typing import Any
+
+from operators.sample import file_sha256  # noqa: F401  (re-exported: quality modules hash their models)
 
 _WS = re.compile(r"\s+")
 _IMAGE_TAG = "<image>"
@@ -37,14 +38,6 @@ def normalise_text(text: str) -> str:
 def one_line(text: str, limit: int = 20000) -> str:
     """fastText reads one line per document; long documents are cut (the head decides the label)."""
     return _WS.sub(" ", valid_utf8(text[:limit])).strip()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_fasttext(path: str | Path) -> Any:
