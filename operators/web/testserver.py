@@ -57,6 +57,9 @@ class SiteHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         rl = self.server.reqlog
+        # In flight = from arrival until the response starts. Counting until the handler returns
+        # would race: the client may read the whole body and send its next request before this
+        # thread gets back to decrement, so the peak could exceed the client's real concurrency.
         with rl.lock:
             rl.requests.append((self.path, time.monotonic()))
             rl.in_flight += 1
@@ -64,6 +67,10 @@ class SiteHandler(SimpleHTTPRequestHandler):
         try:
             if self.server.delay_s:
                 time.sleep(self.server.delay_s)  # a slow host: lets politeness tests see overlap
+        finally:
+            with rl.lock:
+                rl.in_flight -= 1
+        try:
             path = urlsplit(self.path).path
             for prefix, name in ROUTES:
                 if path.startswith(prefix):
@@ -71,9 +78,6 @@ class SiteHandler(SimpleHTTPRequestHandler):
             super().do_GET()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        finally:
-            with rl.lock:
-                rl.in_flight -= 1
 
     def _send(self, status: int, body: bytes, ctype: str = "text/html; charset=utf-8", **headers: str) -> None:
         self.send_response(status)
